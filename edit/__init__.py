@@ -1,0 +1,16 @@
+"""EDIT: mistakE-Driven key reasonIng step distillaTion (ACL 2025), as a small reproducible library.
+
+Modules, in pipeline order:
+  records   - the plain data records shared by every stage (Question, TeacherCoT)
+  tasks     - procedural BBH-format task generators and their step-by-step solvers
+  oracle    - the oracle teacher (CEP / AHP / CCP with typed, traceable mistakes)
+  teacher   - the teacher interface that real LLM backends implement
+  dual      - building D+, D-, D-+, D+- and the dual pairs; the JSONL schema
+  align     - minimum-edit-distance key-token alignment (pure functions)
+  losses    - the KRSL weighted token loss (pure function)
+  student   - the code-built tokenizer and tiny Llama student, LoRA wrapping
+  training  - SFT and KRSL on transformers' Trainer
+  evaluate  - greedy generation, answer extraction, accuracy
+  report    - Table-1-style tables and figures
+"""
+__version__ = "0.1.0"

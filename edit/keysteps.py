@@ -1,0 +1,139 @@
+"""Key reasoning steps of dual pairs under the student's tokenizer.
+
+Each pair's chosen and rejected responses are tokenized on their own (no prompt, no padding, no
+EOS), aligned by minimum edit distance (:func:`edit.align.key_token_masks`), and stored with the
+token ids the marks describe and the tokenizer's fingerprint, so training can check that its own
+tokenization gives the very same ids before using the marks.
+"""
+from __future__ import annotations
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from edit.align import key_token_masks, localisation_scores, spans_to_token_mask
+from edit.student import tokenizer_fingerprint
+
+KEYSTEP_FIELDS = ("id", "task", "pair_type", "chosen_ids", "rejected_ids", "chosen_key", "rejected_key", "tokenizer")
+
+
+def response_ids(tokenizer, text: str, offsets: bool = False):
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=offsets)
+    return (enc["input_ids"], enc["offset_mapping"]) if offsets else enc["input_ids"]
+
+
+def mark_pairs(pairs: list[dict], tokenizer, progress: bool = True) -> list[dict]:
+    """One record per pair: the ids of both responses, the indices of their key tokens, and, where
+    the teacher gave ground-truth key spans, the indices of the tokens those spans cover."""
+    fp = tokenizer_fingerprint(tokenizer)
+    out = []
+    for p in tqdm(pairs, desc="key tokens", disable=not progress):
+        c_ids, c_off = response_ids(tokenizer, p["chosen"], offsets=True)
+        r_ids, r_off = response_ids(tokenizer, p["rejected"], offsets=True)
+        c_mask, r_mask = key_token_masks(c_ids, r_ids)
+        rec = {
+            "id": p["id"],
+            "task": p["task"],
+            "pair_type": p["pair_type"],
+            "mistake_type": p.get("mistake_type"),
+            "tokenizer": fp,
+            "chosen_ids": c_ids,
+            "rejected_ids": r_ids,
+            "chosen_key": [i for i, m in enumerate(c_mask) if m],
+            "rejected_key": [i for i, m in enumerate(r_mask) if m],
+        }
+        if p.get("chosen_key_spans") or p.get("rejected_key_spans"):
+            c_true = spans_to_token_mask(c_off, [tuple(s) for s in p.get("chosen_key_spans") or []])
+            r_true = spans_to_token_mask(r_off, [tuple(s) for s in p.get("rejected_key_spans") or []])
+            rec["chosen_true_key"] = [i for i, m in enumerate(c_true) if m]
+            rec["rejected_true_key"] = [i for i, m in enumerate(r_true) if m]
+        out.append(rec)
+    return out
+
+
+def _mask(n: int, idx: list[int]) -> list[bool]:
+    m = [False] * n
+    for i in idx:
+        m[i] = True
+    return m
+
+
+def pair_stats(marked: list[dict]) -> pd.DataFrame:
+    """Per pair: key-token share (key tokens of both sides over all tokens of both sides) and,
+    where ground truth exists, true/false positives and negatives of the marks over both sides."""
+    rows = []
+    for r in marked:
+        n_c, n_r = len(r["chosen_ids"]), len(r["rejected_ids"])
+        n_key = len(r["chosen_key"]) + len(r["rejected_key"])
+        row = {
+            "id": r["id"],
+            "task": r["task"],
+            "pair_type": r["pair_type"],
+            "mistake_type": r.get("mistake_type") or "none",
+            "tokens": n_c + n_r,
+            "key_tokens": n_key,
+            "key_share": n_key / max(n_c + n_r, 1),
+        }
+        if "chosen_true_key" in r:
+            pred = _mask(n_c, r["chosen_key"]) + _mask(n_r, r["rejected_key"])
+            truth = _mask(n_c, r["chosen_true_key"]) + _mask(n_r, r["rejected_true_key"])
+            s = localisation_scores(pred, truth)
+            row.update(tp=s["tp"], fp=s["fp"], fn=s["fn"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarise(stats: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Key-token share (pooled over tokens, and mean over pairs) and pooled precision/recall of the
+    marks against the ground truth, grouped by ``by`` (task, pair_type or mistake_type) plus ALL."""
+    frames = []
+    for name, g in list(stats.groupby(by, sort=True)) + [("ALL", stats)]:
+        row = {
+            by: name,
+            "pairs": len(g),
+            "key_share_pooled": g["key_tokens"].sum() / max(g["tokens"].sum(), 1),
+            "key_share_mean": g["key_share"].mean(),
+        }
+        if "tp" in g:
+            tp, fp, fn = g["tp"].sum(), g["fp"].sum(), g["fn"].sum()
+            row["precision"] = tp / (tp + fp) if tp + fp else float("nan")
+            row["recall"] = tp / (tp + fn) if tp + fn else float("nan")
+        frames.append(row)
+    return pd.DataFrame(frames)
+
+
+def _side_html(text: str, offsets, key: set[int], truth: set[int] | None, colour: str) -> str:
+    import html
+
+    parts, last = [], 0
+    for i, (s, e) in enumerate(offsets):
+        if s > last:
+            parts.append(html.escape(text[last:s]))
+        piece = html.escape(text[s:e])
+        style = []
+        if i in key:
+            style.append(f"background:{colour}")
+        if truth is not None and i in truth:
+            style.append("text-decoration:underline")
+        parts.append(f'<span style="{";".join(style)}">{piece}</span>' if style else piece)
+        last = max(last, e)
+    parts.append(html.escape(text[last:]))
+    return "".join(parts)
+
+
+def pair_html(marked: dict, pair: dict, tokenizer) -> str:
+    """An HTML view of one pair: key tokens on green (chosen) and red (rejected) backgrounds,
+    ground-truth key tokens (where known) underlined."""
+    import html
+
+    cells = []
+    for side, colour in (("chosen", "#b7f0b1"), ("rejected", "#f5b5b5")):
+        ids, offsets = response_ids(tokenizer, pair[side], offsets=True)
+        if ids != marked[f"{side}_ids"]:
+            raise ValueError(f"pair {marked['id']}: the tokenizer gives other ids than the marked ones ({side})")
+        truth = set(marked[f"{side}_true_key"]) if f"{side}_true_key" in marked else None
+        body = _side_html(pair[side], offsets, set(marked[f"{side}_key"]), truth, colour)
+        cells.append(f'<td style="vertical-align:top;white-space:pre-wrap;font-family:monospace">{body}</td>')
+    head = html.escape(f"{marked['id']} | {marked['pair_type']} | mistake: {marked.get('mistake_type')}")
+    question = html.escape(pair["question"])
+    return (f"<h4>{head}</h4><pre>{question}</pre>"
+            f"<table><tr><th>chosen (correct)</th><th>rejected (wrong)</th></tr><tr>{''.join(cells)}</tr></table>")

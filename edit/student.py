@@ -1,0 +1,138 @@
+"""The student: a tokenizer trained in code on the task world's text, a small Llama built from a
+config (no hub), or any pretrained causal LM (hub id, local folder or GGUF file), optionally
+wrapped in LoRA adapters through peft."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+
+
+def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer learned from ``corpus``; digits are always single tokens (so
+    numbers are spelled out digit by digit), and any byte sequence can be encoded (no unknowns)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[SPECIAL_TOKENS[k] for k in ("pad_token", "bos_token", "eos_token", "unk_token")],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL_TOKENS)
+    fast.padding_side = "right"
+    return fast
+
+
+def load_tokenizer(path: str | Path, gguf_file: str | None = None) -> PreTrainedTokenizerFast:
+    """Load a saved tokenizer (our own, a hub id, or a GGUF file's) and make sure it can pad."""
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    tok = AutoTokenizer.from_pretrained(str(path), **kwargs)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A short hash of the tokenizer's full definition: token ids stored next to it are valid for
+    another tokenizer only if the fingerprints agree."""
+    blob = tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else json.dumps(
+        tokenizer.get_vocab(), sort_keys=True
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def build_student(student: dict, tokenizer, seed: int = 0):
+    """Build the student model from the ``student`` params section.
+
+    ``kind: tiny_llama`` builds a Llama from ``hidden_size``, ``num_layers``, ``num_heads``,
+    ``intermediate_size`` and ``max_length`` with weights drawn from ``seed``;
+    ``kind: pretrained`` loads ``path`` (hub id or folder; ``gguf_file`` for a GGUF checkpoint).
+    ``lora.enabled`` wraps the model in LoRA adapters (r, alpha, dropout, target_modules).
+    """
+    kind = student.get("kind", "tiny_llama")
+    if kind == "tiny_llama":
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=int(student["hidden_size"]),
+            intermediate_size=int(student["intermediate_size"]),
+            num_hidden_layers=int(student["num_layers"]),
+            num_attention_heads=int(student["num_heads"]),
+            num_key_value_heads=int(student["num_heads"]),
+            max_position_embeddings=int(student["max_length"]),
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            tie_word_embeddings=bool(student.get("tie_embeddings", True)),
+        )
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    elif kind == "pretrained":
+        kwargs = {"gguf_file": student["gguf_file"]} if student.get("gguf_file") else {}
+        dtype = getattr(torch, student.get("dtype", "float32"))
+        model = AutoModelForCausalLM.from_pretrained(student["path"], dtype=dtype, **kwargs)
+    else:
+        raise ValueError(f"student.kind must be 'tiny_llama' or 'pretrained', got {kind!r}")
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    lora = student.get("lora") or {}
+    if lora.get("enabled"):
+        model = add_lora(model, lora, seed)
+    return model
+
+
+def add_lora(model, lora: dict, seed: int = 0):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=int(lora.get("r", 64)),
+        lora_alpha=int(lora.get("alpha", 32)),
+        lora_dropout=float(lora.get("dropout", 0.05)),
+        target_modules=list(lora.get("target_modules", ["q_proj", "v_proj"])),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def save_student(model, tokenizer, out_dir: str | Path) -> None:
+    """Save the model (merged LoRA adapters are saved as adapters; see load_student) and tokenizer."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def load_student(path: str | Path, base: dict | None = None):
+    """Load a saved student: a full model folder, or a LoRA adapter folder on top of ``base``
+    (the student params section that built the base model)."""
+    path = Path(path)
+    if (path / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        if base is None:
+            raise ValueError(f"{path} holds LoRA adapters: pass the base student params to load them")
+        tokenizer = load_tokenizer(path)
+        base_cfg = dict(base, lora={"enabled": False})
+        model = PeftModel.from_pretrained(build_student(base_cfg, tokenizer), str(path), is_trainable=True)
+        return model, tokenizer
+    return AutoModelForCausalLM.from_pretrained(str(path)), load_tokenizer(path)
+
+
+def make_tokenizer(student: dict, corpus: Iterable[str]):
+    """The student's tokenizer: learned from ``corpus`` for the code-built student, else the
+    pretrained model's own."""
+    if student.get("kind", "tiny_llama") == "tiny_llama":
+        return train_tokenizer(corpus, int(student.get("vocab_size", 512)))
+    return load_tokenizer(student["path"], student.get("gguf_file"))
