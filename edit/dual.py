@@ -38,6 +38,7 @@ from edit.records import Question, TeacherCoT
 from edit.teacher import Teacher
 
 PAIR_TYPES = ("D+dual", "D-dual")
+SFT_SOURCES = ("D+", "D-+")
 SFT_FIELDS = ("id", "task", "question", "gold", "response", "source")
 PAIR_FIELDS = ("id", "task", "question", "gold", "pair_type", "chosen", "rejected")
 
@@ -103,6 +104,13 @@ def _cot_record(q: Question, cot: TeacherCoT, source: str) -> dict:
     }
 
 
+def _spans_of(cot: TeacherCoT, partner: TeacherCoT) -> list[list[int]]:
+    """Ground-truth key spans of ``cot`` within its pair: its own, or those its partner recorded
+    for it (a CCP corruption knows the spans of the correct CoT it was made from)."""
+    spans = cot.key_spans or (partner.meta or {}).get("partner_key_spans") or []
+    return [list(s) for s in spans]
+
+
 def _pair_record(q: Question, pair_type: str, chosen: TeacherCoT, rejected: TeacherCoT, teacher: str) -> dict:
     return {
         "id": q.id,
@@ -113,8 +121,8 @@ def _pair_record(q: Question, pair_type: str, chosen: TeacherCoT, rejected: Teac
         "mistake_type": rejected.mistake_type,
         "chosen": chosen.text,
         "rejected": rejected.text,
-        "chosen_key_spans": [list(s) for s in chosen.key_spans],
-        "rejected_key_spans": [list(s) for s in rejected.key_spans],
+        "chosen_key_spans": _spans_of(chosen, rejected),
+        "rejected_key_spans": _spans_of(rejected, chosen),
         "teacher": teacher,
     }
 

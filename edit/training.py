@@ -7,7 +7,6 @@ padded to their longest sequence (never to a fixed length). A KRSL batch of P pa
 """
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from collections import Counter
@@ -17,6 +16,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from edit.align import krsl_weights
+from edit.dual import PAIR_TYPES, SFT_SOURCES
 from edit.formats import student_prompt
 from edit.io import DataError
 from edit.keysteps import response_ids
@@ -165,9 +165,22 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int) ->
     return [dict(h) for h in trainer.state.log_history]
 
 
-def save_log(history: list[dict], path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(history, indent=1, sort_keys=True) + "\n")
+def check_steps(steps: list[dict]) -> None:
+    """Refuse a method definition with an unknown loss, data source or pair type before any training."""
+    if not steps:
+        raise ValueError("a method needs at least one step")
+    for k, step in enumerate(steps, 1):
+        loss = step.get("loss")
+        if loss == "sft":
+            unknown = set(step.get("data") or ()) - set(SFT_SOURCES)
+            if unknown or not step.get("data"):
+                raise ValueError(f"step {k}: unknown SFT data source(s) {sorted(unknown)}; use {list(SFT_SOURCES)}")
+        elif loss == "krsl":
+            unknown = set(step.get("pairs") or ()) - set(PAIR_TYPES)
+            if unknown or not step.get("pairs"):
+                raise ValueError(f"step {k}: unknown pair type(s) {sorted(unknown)}; use {list(PAIR_TYPES)}")
+        else:
+            raise ValueError(f"step {k}: unknown loss {loss!r}: expected 'sft' or 'krsl'")
 
 
 def run_method(steps: list[dict], params: dict, tokenizer, sft_records: list[dict], pairs: list[dict],
@@ -183,24 +196,17 @@ def run_method(steps: list[dict], params: dict, tokenizer, sft_records: list[dic
     max_length = int(params["student"]["max_length"])
     pairs_by_id = {(p["id"], p["pair_type"]): p for p in pairs}
     report = {"steps": []}
+    check_steps(steps)
     for k, step in enumerate(steps, 1):
         loss = step["loss"]
         hp = deep_merge(params["train"][loss], step.get("hp") or {})
         if loss == "sft":
-            unknown = set(step["data"]) - {"D+", "D-+"}
-            if unknown:
-                raise ValueError(f"step {k}: unknown SFT data source(s) {sorted(unknown)}; use D+ and/or D-+")
             recs = [r for r in sft_records if r["source"] in step["data"]]
             rows, info = sft_dataset(recs, tokenizer, max_length)
-        elif loss == "krsl":
-            unknown = set(step["pairs"]) - {"D+dual", "D-dual"}
-            if unknown:
-                raise ValueError(f"step {k}: unknown pair type(s) {sorted(unknown)}; use D+dual and/or D-dual")
+        else:
             chosen = [m for m in marked if m["pair_type"] in step["pairs"]]
             rows, info = krsl_dataset(chosen, pairs_by_id, tokenizer, max_length,
                                       float(hp["alpha"]), float(hp["beta"]))
-        else:
-            raise ValueError(f"step {k}: unknown loss {loss!r}: expected 'sft' or 'krsl'")
         history = train(model, tokenizer, rows, loss, hp, seed)
         save_student(model, tokenizer, out_dir / f"step{k}")
         report["steps"].append({"step": k, "loss": loss, "data": info, "hp": hp, "log": history})

@@ -1,0 +1,91 @@
+"""The KRSL (key reasoning step learning) weighted token loss.
+
+Sign convention (the only one used in this repo): the loss is MINIMISED and a weight ``w_t``
+multiplies the token's cross-entropy ``CE_t = -log p(label_t)``:
+
+* ``w = +alpha`` on chosen key tokens   -> minimising ``+alpha * CE`` pushes their log-prob UP;
+* ``w = -beta``  on rejected key tokens -> minimising ``-beta * CE`` pushes their log-prob DOWN;
+* ``w = 0`` elsewhere (defaults alpha = 1.0, beta = 0.025; see ``edit.align.krsl_weights``).
+
+Chosen and rejected sequences are separate rows of one batch, so one forward pass serves both.
+
+Indexing follows Hugging Face labels: ``labels[b, t]`` and ``weights[b, t]`` refer to the token AT
+position t; the functions shift internally so that ``logits[:, t - 1]`` predicts ``labels[:, t]``.
+``labels == -100`` marks non-response positions (prompt, padding); ``labels[:, 0]`` has no
+predicting position and is therefore never scored.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["IGNORE_INDEX", "token_log_probs", "krsl_loss"]
+
+IGNORE_INDEX = -100
+
+
+def _shifted_ce(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 cross-entropy of ``labels[:, 1:]`` under ``logits[:, :-1]`` and the valid mask.
+
+    Returns ``(ce, valid)`` of shape ``[B, T-1]``; ``ce`` is 0 where ``valid`` is False.
+    """
+    if logits.dim() != 3 or labels.dim() != 2 or logits.shape[:2] != labels.shape:
+        raise ValueError(f"expected logits [B,T,V] and labels [B,T], got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    pred = logits[:, :-1, :].float()
+    target = labels[:, 1:]
+    valid = target != IGNORE_INDEX
+    ce = F.cross_entropy(
+        pred.reshape(-1, pred.size(-1)),
+        target.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).view_as(target)
+    ce = torch.where(valid, ce, torch.zeros_like(ce))
+    return ce, valid
+
+
+def token_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``out[b, t] = log p(labels[b, t] | logits[b, t - 1])`` in float32, shape ``[B, T]``.
+
+    Same indexing as ``labels``; 0 at ignored positions (label -100) and at t = 0.
+    Differentiable with respect to ``logits``.
+    """
+    ce, _ = _shifted_ce(logits, labels)
+    return F.pad(-ce, (1, 0), value=0.0)
+
+
+def krsl_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    nll_cap: float | None = None,
+) -> torch.Tensor:
+    """Weighted token cross-entropy, normalised per row, averaged over rows (scalar, float32).
+
+    Per row b: ``sum_t w[b,t] * CE[b,t] / n_b`` with ``n_b`` the number of scored response tokens
+    (``labels[b, 1:] != -100``); a row with ``n_b == 0`` (e.g. truncation removed the whole
+    response) contributes exactly 0, never NaN.  The loss is the mean over all B rows.
+
+    ``weights`` is indexed like ``labels`` (unshifted).  Weights at positions with label -100 are
+    ignored (masked out), as is ``weights[:, 0]``.
+
+    ``nll_cap``: for tokens with NEGATIVE weight (rejected key tokens) the term uses
+    ``min(CE_t, nll_cap)``, with ``CE_t`` computed from the logits that predict the token
+    (position t - 1); once a rejected token's NLL exceeds the cap its gradient is zero, so the
+    push-down stops instead of diverging.  Positive-weight terms are never capped.
+
+    CE is computed in float32 whatever the dtype of ``logits`` (e.g. bf16).
+    """
+    if weights.shape != labels.shape:
+        raise ValueError(f"weights {tuple(weights.shape)} must have the shape of labels {tuple(labels.shape)}")
+    ce, valid = _shifted_ce(logits, labels)
+    w = weights[:, 1:].to(device=ce.device, dtype=torch.float32)
+    w = torch.where(valid, w, torch.zeros_like(w))
+    if nll_cap is not None:
+        capped = torch.clamp(ce, max=float(nll_cap))
+        ce = torch.where(w < 0, capped, ce)
+    n = valid.sum(dim=1)
+    per_row = (w * ce).sum(dim=1) / n.clamp(min=1).to(torch.float32)
+    if per_row.numel() == 0:  # empty batch: a zero that keeps the graph, not mean([]) = NaN
+        return (w * ce).sum()
+    return per_row.mean()

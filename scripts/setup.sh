@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Create .venv and install the project with its pinned dependencies (pyproject.toml).
+# Needs only the package registries. torch==2.13.0 is the CPU build where a local wheel is offered.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -c "import edit, torch, transformers; print('edit', edit.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)"

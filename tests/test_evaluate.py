@@ -1,0 +1,253 @@
+"""Answer extraction, scoring, batched generation and accuracy frames."""
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edit.evaluate import (ANSWER_TYPES, accuracy_frame, evaluate_questions, extract_answer, generate,
+                           score)
+from edit.records import Question
+
+torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------- extraction
+
+
+@pytest.mark.parametrize("text,atype,expected", [
+    # options
+    ("... so (B) is right. Therefore, the answer is (B).", "option", "(B)"),
+    ("Therefore, the answer is B.", "option", "(B)"),
+    ("therefore, the answer is (b).", "option", "(B)"),
+    ("So the answer is b)", "option", "(B)"),
+    ("the answer is b", "option", "(B)"),
+    ("Therefore, the answer is (C) 12/25/1937.", "option", "(C)"),
+    ("Therefore, the answer is (2).", "option", "(2)"),  # ARC items labelled (1)-(4)
+    # booleans
+    ("not True is False. Therefore, the answer is False.", "bool", "False"),
+    ("therefore, the answer is true.", "bool", "True"),
+    ("Therefore, the answer is **True**.", "bool", "True"),
+    # yes / no
+    ("Therefore, the answer is Yes.", "yes_no", "Yes"),
+    ("the answer is no.", "yes_no", "No"),
+    ("So the answer is yes", "yes_no", "Yes"),
+    # valid / invalid: "invalid" must never read as "valid"
+    ("Therefore, the answer is invalid.", "valid_invalid", "invalid"),
+    ("Therefore, the answer is valid.", "valid_invalid", "valid"),
+    # numbers
+    ("3 * 8 = 24. Therefore, the answer is 24.", "number", "24"),
+    ("Therefore, the answer is 3.5.", "number", "3.5"),
+    ("Therefore, the answer is 3.5", "number", "3.5"),
+    ("Therefore, the answer is -7.", "number", "-7"),
+    ("Therefore, the answer is 24.0.", "number", "24"),
+    ("Therefore, the answer is 1,000.", "number", "1000"),
+    ("Therefore, the answer is five.", "number", "5"),
+    ("Therefore, the answer is 0.", "number", "0"),
+    ("Therefore, the answer is 5 apples.", "number", "5"),
+    # free text keeps its characters
+    ("Therefore, the answer is ] }.", "text", "] }"),
+    ("Therefore, the answer is apple banana cherry.", "text", "apple banana cherry"),
+])
+def test_extract_answer_real_strings(text, atype, expected):
+    assert extract_answer(text, atype) == expected
+
+
+@pytest.mark.parametrize("text,atype", [
+    ("Therefore, the answer is (A) or (B).", "option"),
+    ("Therefore, the answer is A or B.", "option"),
+    ("Therefore, the answer is (A) and (C).", "option"),
+    ("Therefore, the answer is Yes or No.", "yes_no"),
+    ("Therefore, the answer is True or False.", "bool"),
+    ("Therefore, the answer is 3 or 4.", "number"),
+    ("Therefore, the answer is", "option"),
+    ("Therefore, the answer is .", "number"),
+    ("Therefore, the answer is unclear.", "number"),
+])
+def test_ambiguous_or_empty_gives_none(text, atype):
+    assert extract_answer(text, atype) is None
+
+
+def test_last_answer_phrase_wins():
+    text = ("Therefore, the answer is (A). Wait, let me recheck. (A) is wrong.\n"
+            "Therefore, the answer is (C).")
+    assert extract_answer(text, "option") == "(C)"
+    assert extract_answer("the answer is 3. So the answer is 4.", "number") == "4"
+
+
+def test_missing_phrase_has_no_answer_and_is_not_correct():
+    # no "first sentence" fallback: a template-less output is not scored
+    for gen, gold, atype in [("(B).", "(B)", "option"), ("True.", "True", "bool"),
+                             ("24", "24", "number"), ("Yes. It is.", "Yes", "yes_no")]:
+        s = score(gen, gold, atype)
+        assert s["has_answer"] is False and s["extracted"] is None
+        assert s["correct"] is False
+        assert s["contains_gold"] is True
+        assert s["complete"] is False
+
+
+def test_wrong_option_scores_wrong():
+    s = score("Therefore, the answer is (A).", "(B)", "option")
+    assert s == {"correct": False, "extracted": "(A)", "has_answer": True, "contains_gold": False,
+                 "complete": True}
+
+
+def test_ambiguous_options_not_scored_by_first():
+    s = score("Therefore, the answer is (A) or (B).", "(A)", "option")
+    assert s["correct"] is False and s["has_answer"] is False and s["contains_gold"] is True
+
+
+@pytest.mark.parametrize("gold", ["5", "0"])
+def test_one_character_gold(gold):
+    assert score(f"We count them. Therefore, the answer is {gold}.", gold, "number")["correct"] is True
+    assert score("Therefore, the answer is 15.", gold, "number")["correct"] is False
+    # "5" does not "appear" in "15" or "3.5"
+    assert score("Therefore, the answer is 15.", gold, "number")["contains_gold"] is False
+    assert score("Therefore, the answer is 3.5.", "5", "number")["contains_gold"] is False
+
+
+def test_one_character_text_gold():
+    assert score("Therefore, the answer is }.", "}", "text")["correct"] is True
+    assert score("Therefore, the answer is ].", "}", "text")["correct"] is False
+
+
+def test_number_never_cut_inside_and_gold_normalised():
+    assert score("Therefore, the answer is 3.5.", "3.5", "number")["correct"] is True
+    assert score("Therefore, the answer is 3.", "3.5", "number")["correct"] is False
+    assert score("Therefore, the answer is 24.", "24.0", "number")["correct"] is True
+    assert score("Therefore, the answer is -7.", "-7", "number")["correct"] is True
+
+
+def test_formal_fallacies_valid_needs_an_answer():
+    assert score("The premises do not entail it.", "valid", "valid_invalid")["correct"] is False
+    assert score("Therefore, the answer is invalid.", "valid", "valid_invalid")["correct"] is False
+    assert score("Therefore, the answer is valid.", "valid", "valid_invalid")["correct"] is True
+
+
+def test_complete_flag():
+    assert score("Therefore, the answer is (B).", "(B)", "option")["complete"] is True
+    assert score("Therefore, the answer is (B).\n", "(B)", "option")["complete"] is True
+    assert score("Therefore, the answer is (B", "(B)", "option")["complete"] is False  # cut off
+    assert score("Therefore, the answer is (B).\nQ: next", "(B)", "option")["complete"] is False
+
+
+def test_unknown_answer_type_raises():
+    with pytest.raises(ValueError):
+        extract_answer("Therefore, the answer is 1.", "letters")
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(), atype=st.sampled_from(ANSWER_TYPES))
+def test_extract_answer_never_raises(text, atype):
+    out = extract_answer(text, atype)
+    assert out is None or isinstance(out, str)
+    s = score(text, "(A)", atype)
+    assert set(s) == {"correct", "extracted", "has_answer", "contains_gold", "complete"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefix=st.text(), body=st.text(alphabet="()ABab0123456789.-, or", max_size=12),
+       atype=st.sampled_from(ANSWER_TYPES))
+def test_extract_answer_never_raises_near_phrase(prefix, body, atype):
+    out = extract_answer(prefix + "Therefore, the answer is " + body, atype)
+    assert out is None or isinstance(out, str)
+
+
+# ---------------------------------------------------------------- accuracy frame
+
+
+def test_accuracy_frame_micro_and_macro():
+    recs = ([{"suite": "bbh", "task": "a", "correct": c} for c in [True, True, True, False]]
+            + [{"suite": "bbh", "task": "b", "correct": c} for c in [False, False]])
+    acc = accuracy_frame(recs).set_index(["suite", "task"])
+    assert acc.loc[("bbh", "a"), "accuracy"] == pytest.approx(75.0)
+    assert acc.loc[("bbh", "b"), "accuracy"] == pytest.approx(0.0)
+    assert acc.loc[("bbh", "ALL"), "accuracy"] == pytest.approx(50.0)  # 3 / 6 pooled
+    assert acc.loc[("bbh", "MACRO"), "accuracy"] == pytest.approx(37.5)  # (75 + 0) / 2
+    assert acc.loc[("bbh", "ALL"), "n"] == 6
+
+
+# ---------------------------------------------------------------- generation with a tiny model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
+    for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;'()?!\n":
+        vocab.setdefault(c, len(vocab))
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", eos_token="</s>",
+                                  bos_token="<s>", unk_token="<unk>")
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                      pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg)
+    # make EOS likely enough that some generations stop early
+    with torch.no_grad():
+        model.lm_head.weight[2] += 0.6 * model.lm_head.weight[vocab["a"]]
+    return model, tok
+
+
+PROMPTS = ["Q: ab\nA: Let's think step by step.\n",
+           "Q: a much longer question about several things, with commas\nA: Let's think step by step.\n",
+           "Q: x\nA:",
+           "Q: what is 3 and 5?\nA: Let's think step by step.\n",
+           "Q: zz top\nA:"]
+
+
+def test_generate_batched_equals_single_and_keeps_order(tiny):
+    model, tok = tiny
+    tok.padding_side = "right"
+    single = [generate(model, tok, [p], max_new_tokens=12, batch_size=1, show_progress=False)[0]
+              for p in PROMPTS]
+    assert tok.padding_side == "right"
+    batched = generate(model, tok, PROMPTS, max_new_tokens=12, batch_size=4, show_progress=False)
+    assert tok.padding_side == "right"  # restored
+    assert batched == single
+    assert len(set(single)) > 1  # outputs depend on the prompt, so order is really checked
+    # order is the input order, not the length order used internally
+    rev = generate(model, tok, PROMPTS[::-1], max_new_tokens=12, batch_size=3, show_progress=False)
+    assert rev == single[::-1]
+    # deterministic
+    assert generate(model, tok, PROMPTS, max_new_tokens=12, batch_size=4, show_progress=False) == batched
+    # only new text is returned, and no special tokens
+    assert all("<pad>" not in g and "</s>" not in g for g in batched)
+    assert not any(g.startswith("Q:") for g in batched)
+
+
+def test_generate_empty_and_padding_side_restored_on_left(tiny):
+    model, tok = tiny
+    tok.padding_side = "left"
+    assert generate(model, tok, [], max_new_tokens=4, show_progress=False) == []
+    generate(model, tok, PROMPTS[:2], max_new_tokens=3, batch_size=2, show_progress=False)
+    assert tok.padding_side == "left"
+    tok.padding_side = "right"
+    # a tokenizer without a pad token pads with EOS and gets its missing pad token back
+    expected = generate(model, tok, PROMPTS[:2], max_new_tokens=5, batch_size=2, show_progress=False)
+    tok.pad_token = None
+    try:
+        assert generate(model, tok, PROMPTS[:2], max_new_tokens=5, batch_size=2, show_progress=False) == expected
+        assert tok.pad_token is None
+    finally:
+        tok.pad_token = "<pad>"
+
+
+def test_evaluate_questions_records_and_frame(tiny):
+    model, tok = tiny
+    qs = [Question(id=f"t{i}/test/{i}", task="t1" if i < 2 else "t2", input=f"q {i}", target="(A)")
+          for i in range(3)]
+    recs, acc = evaluate_questions(model, tok, qs, lambda task: "option", suite="bbh",
+                                   max_new_tokens=4, batch_size=2)
+    assert [r["id"] for r in recs] == [q.id for q in qs]
+    assert set(recs[0]) == {"id", "suite", "task", "gold", "generation", "extracted", "correct",
+                            "has_answer", "contains_gold", "complete"}
+    assert list(acc.columns) == ["suite", "task", "n", "correct", "accuracy"]
+    assert list(acc["task"]) == ["t1", "t2", "ALL", "MACRO"]
+    assert acc.loc[acc.task == "ALL", "n"].item() == 3

@@ -1,0 +1,68 @@
+"""The whole pipeline through papermill and DVC, on the smoke profile, in a copy of the checkout."""
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def _run(cmd, cwd, env):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory, mirror):
+    work = tmp_path_factory.mktemp("pipeline") / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        src = ROOT / f
+        if src.is_file() and not f.startswith(("reports/", "results/", "dvc.lock")):
+            (work / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / f)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["profile"] = "smoke"
+    params["runtime"]["data_mirror"] = str(mirror)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    _run(["git", "init", "-q"], work, env)
+    out = _run(["dvc", "repro"], work, env)
+    return work, env, out
+
+
+def test_smoke_pipeline_produces_table_and_figures(smoke_repo):
+    work, _, _ = smoke_repo
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    with open(work / "reports" / "tables" / "table1.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r[next(iter(r))] for r in rows] == params["methods"]
+    for suite in params["eval"]["suites"]:
+        assert all("±" in r[suite] for r in rows)
+    for fig in ("key_share.png", "localisation.png", "accuracy.png"):
+        assert (work / "reports" / "figures" / fig).stat().st_size > 1000
+    for ext in ("md", "tex"):
+        assert (work / "reports" / "tables" / f"table1.{ext}").read_text().strip()
+    summary = json.loads((work / "reports" / "data_summary.json").read_text())
+    assert summary["total"]["questions"] == params["profiles"]["smoke"]["data"]["n_train_per_task"] * len(params["data"]["ind"])
+    executed = work / "reports" / "notebooks" / "explore_cot_diffs.ipynb"
+    assert "background:#b7f0b1" in executed.read_text()
+
+
+def test_second_repro_is_a_no_op(smoke_repo):
+    work, env, _ = smoke_repo
+    out = _run(["dvc", "status"], work, env)
+    assert "up to date" in out, out
+    out = _run(["dvc", "repro"], work, env)
+    assert "didn't change" in out or "up to date" in out
+    assert "Running stage" not in out, out
