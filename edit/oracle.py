@@ -12,6 +12,7 @@ teacher's settings and the question, never on call order or global random state.
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
 
@@ -23,11 +24,36 @@ from edit.teacher import Teacher
 ALL_MISTAKE_TYPES = ("logical", "calculation", "knowledge")
 
 
+def _differing_part(a: str, b: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The part of two differing slot texts that differs: their common prefix and suffix are left
+    out ("(0, 21)" vs "(0, 22)" -> "1" vs "2"; "True" vs "False" -> "Tru" vs "Fals", which still
+    covers the whole word's token). If one side would be left empty (pure insertion), both slots
+    count whole."""
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    q = 0
+    while q < min(len(a), len(b)) - p and a[-1 - q] == b[-1 - q]:
+        q += 1
+    if p + q >= len(a) or p + q >= len(b):
+        return (0, len(a)), (0, len(b))
+    return (p, len(a) - q), (p, len(b) - q)
+
+
 def _spans(a_slots: dict, b_slots: dict):
-    """Key spans on each side: slots present on both sides whose text differs (plus unmatched ones)."""
+    """Key spans on each side: within slots present on both sides whose text differs, the differing
+    part (see _differing_part); slots present on one side only count whole."""
     ids = [s for s in a_slots if s not in b_slots or a_slots[s][2] != b_slots[s][2]]
     ids_b = [s for s in b_slots if s not in a_slots or a_slots[s][2] != b_slots[s][2]]
-    return ([a_slots[s][:2] for s in ids], [b_slots[s][:2] for s in ids_b], ids)
+
+    def key(mine: dict, other: dict, s: str, side: int):
+        start, end, text = mine[s]
+        if s not in other:
+            return (start, end)
+        rel = _differing_part(*((text, other[s][2]) if side == 0 else (other[s][2], text)))[side]
+        return (start + rel[0], start + rel[1])
+
+    return ([key(a_slots, b_slots, s, 0) for s in ids], [key(b_slots, a_slots, s, 1) for s in ids_b], ids)
 
 
 class OracleTeacher(Teacher):

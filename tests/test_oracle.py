@@ -65,8 +65,9 @@ def check_pair(a, b, same_template=True):
         assert a.text[s1:e1] != b.text[s2:e2]
     if same_template:
         assert strip_spans(a.text, a.key_spans) == strip_spans(b.text, b.key_spans)
-    # the final answer is one of the key spans
-    assert any(a.text[s:e] == a.answer for s, e in a.key_spans) or a.harmless
+    # the final answer overlaps a key span (the span is the differing part of the answer)
+    start = a.text.rindex(a.answer)
+    assert any(s < start + len(a.answer) and start < e for s, e in a.key_spans) or a.harmless
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,3 +239,12 @@ def test_determinism_and_call_order_independence():
     random.seed(123)  # global random state must not matter
     assert run(qs) == first
     assert run(qs, seed=4) != first
+
+
+def test_ground_truth_is_the_differing_part_of_a_slot():
+    from edit.oracle import _differing_part
+
+    assert _differing_part("True and True", "False and True") == ((0, 3), (0, 4))
+    assert _differing_part("(-5 + -36 - 0)", "(-5 + -35 - 0)") == ((8, 9), (8, 9))
+    # one side only adds characters: both slots count whole
+    assert _differing_part("the ball", "the red ball") == ((0, 8), (0, 12))
