@@ -110,3 +110,10 @@ def test_unknown_sources_and_losses_are_clear_errors(tok, tmp_path):
         run_method([{"loss": "sft", "data": ["D+-"]}], _params(), tok, sft, pairs, [], tmp_path, 0)
     with pytest.raises(ValueError, match="unknown loss"):
         run_method([{"loss": "dpo"}], _params(), tok, sft, pairs, [], tmp_path, 0)
+
+
+def test_too_long_pairs_are_skipped_and_counted(tok):
+    _, pairs = _records()
+    marked = mark_pairs(pairs, tok, progress=False)
+    rows, info = krsl_dataset(marked, {(p["id"], p["pair_type"]): p for p in pairs}, tok, 20, 1.0, 0.025)
+    assert rows == [] and info == {"rows": 0, "skipped": {"too_long": 3}}
