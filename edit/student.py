@@ -106,17 +106,20 @@ def add_lora(model, lora: dict, seed: int = 0):
     return get_peft_model(model, config)
 
 
-def save_student(model, tokenizer, out_dir: str | Path) -> None:
-    """Save the model (merged LoRA adapters are saved as adapters; see load_student) and tokenizer."""
+def save_student(model, tokenizer, out_dir: str | Path, seed: int = 0) -> None:
+    """Save the model and tokenizer. A LoRA-wrapped model is saved as its adapters only, with the
+    ``seed`` its base was built with (a code-built base is random: load_student rebuilds it)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    if (out_dir / "adapter_config.json").exists():
+        (out_dir / "edit_base.json").write_text(json.dumps({"base_seed": seed}) + "\n")
 
 
 def load_student(path: str | Path, base: dict | None = None):
-    """Load a saved student: a full model folder, or a LoRA adapter folder on top of ``base``
-    (the student params section that built the base model)."""
+    """Load a saved student: a full model folder, or a LoRA adapter folder on top of the base model
+    that ``base`` (the student params section) and the saved base seed describe."""
     path = Path(path)
     if (path / "adapter_config.json").exists():
         from peft import PeftModel
@@ -124,9 +127,9 @@ def load_student(path: str | Path, base: dict | None = None):
         if base is None:
             raise ValueError(f"{path} holds LoRA adapters: pass the base student params to load them")
         tokenizer = load_tokenizer(path)
-        base_cfg = dict(base, lora={"enabled": False})
-        model = PeftModel.from_pretrained(build_student(base_cfg, tokenizer), str(path), is_trainable=True)
-        return model, tokenizer
+        seed = json.loads((path / "edit_base.json").read_text())["base_seed"]
+        base_model = build_student(dict(base, lora={"enabled": False}), tokenizer, seed)
+        return PeftModel.from_pretrained(base_model, str(path)), tokenizer
     return AutoModelForCausalLM.from_pretrained(str(path)), load_tokenizer(path)
 
 

@@ -162,7 +162,9 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int) ->
     else:
         raise ValueError(f"unknown loss {loss!r}: expected 'sft' or 'krsl'")
     trainer.train()
-    return [dict(h) for h in trainer.state.log_history]
+    # wall-clock figures would make the log (a pipeline output) differ between identical runs
+    return [{k: v for k, v in h.items() if "runtime" not in k and "per_second" not in k}
+            for h in trainer.state.log_history]
 
 
 def check_steps(steps: list[dict]) -> None:
@@ -208,6 +210,6 @@ def run_method(steps: list[dict], params: dict, tokenizer, sft_records: list[dic
             rows, info = krsl_dataset(chosen, pairs_by_id, tokenizer, max_length,
                                       float(hp["alpha"]), float(hp["beta"]))
         history = train(model, tokenizer, rows, loss, hp, seed)
-        save_student(model, tokenizer, out_dir / f"step{k}")
+        save_student(model, tokenizer, out_dir / f"step{k}", seed)
         report["steps"].append({"step": k, "loss": loss, "data": info, "hp": hp, "log": history})
     return report

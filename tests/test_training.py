@@ -117,3 +117,20 @@ def test_too_long_pairs_are_skipped_and_counted(tok):
     marked = mark_pairs(pairs, tok, progress=False)
     rows, info = krsl_dataset(marked, {(p["id"], p["pair_type"]): p for p in pairs}, tok, 20, 1.0, 0.025)
     assert rows == [] and info == {"rows": 0, "skipped": {"too_long": 3}}
+
+
+def test_lora_is_a_parameter_and_its_adapters_are_really_applied(tok, tmp_path):
+    sft, pairs = _records()
+    params = _params()
+    params["student"]["lora"] = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    params["train"]["sft"]["lr"] = 5e-2
+    run_method([{"loss": "sft", "data": ["D+"]}], params, tok, sft, pairs, [], tmp_path, seed=2)
+    assert (tmp_path / "step1" / "adapter_config.json").exists()
+    tuned, _ = load_student(tmp_path / "step1", base=params["student"])
+    base = build_student(dict(params["student"], lora={"enabled": False}), tok, seed=2)
+    ids = torch.tensor([tok(sft[0]["question"])["input_ids"]])
+    with torch.no_grad():
+        tuned_logits, base_logits = tuned(ids).logits, base(ids).logits
+        with tuned.disable_adapter():
+            assert torch.allclose(tuned(ids).logits, base_logits, atol=1e-5)  # same base weights
+    assert not torch.allclose(tuned_logits, base_logits, atol=1e-3)  # the adapters change the outputs
