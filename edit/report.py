@@ -274,7 +274,9 @@ def plot_key_share(df_key_share: pd.DataFrame, path) -> Path:
                 lbl.set_horizontalalignment("right")
         else:
             ax.tick_params(axis="x", labelsize=8)
-        ax.set_ylim(0, 1)
+    top = float(df_key_share["key_share"].max()) if len(df_key_share) else 1.0
+    for ax in (ax1, ax2):  # the share is small: scale to the data, not to 0-1
+        ax.set_ylim(0, min(1.0, 1.1 * top) or 1.0)
     ax1.set_ylabel("key-token share per pair")
     fig.suptitle(f"Key-token share (n = {len(df_key_share)} pairs)")
     return _save(fig, path)
