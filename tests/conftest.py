@@ -19,7 +19,9 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     """The offline benchmark mirror (EDIT_DATA_MIRROR, else ../shared/data beside the checkout)."""
-    path = Path(os.environ.get("EDIT_DATA_MIRROR", ROOT.parent / "shared" / "data"))
+    from edit.oracle import default_mirror
+
+    path = default_mirror()
     if not (path / "bbh").is_dir():
         pytest.skip(f"benchmark mirror not found at {path} (set EDIT_DATA_MIRROR)")
     return path
