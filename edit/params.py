@@ -9,10 +9,6 @@ from pathlib import Path
 
 import yaml
 
-#: top-level keys that are not configuration sections
-META_KEYS = ("profile", "profiles", "seeds", "methods")
-
-
 def deep_merge(base: dict, overlay: dict) -> dict:
     """``overlay`` merged into a copy of ``base``: dicts merge key by key, anything else replaces."""
     out = copy.deepcopy(base)
