@@ -84,7 +84,7 @@ class DualData:
 
 
 def _is_correct(cot: TeacherCoT, q: Question) -> bool:
-    from edit.evaluate import score
+    from edit.scoring import score
 
     return score(cot.text, q.target, tasks.answer_type(q.task))["correct"]
 

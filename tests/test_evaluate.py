@@ -6,8 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edit.evaluate import (ANSWER_TYPES, accuracy_frame, evaluate_questions, extract_answer, generate,
-                           score)
+from edit.evaluate import accuracy_frame, evaluate_questions
+from edit.generation import generate
+from edit.scoring import ANSWER_TYPES, extract_answer, score
 from edit.records import Question
 
 torch.set_num_threads(1)
