@@ -30,7 +30,6 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from tqdm.auto import tqdm
 
 from edit import tasks
 from edit.io import DataError
@@ -83,10 +82,21 @@ class DualData:
     summary: dict = field(default_factory=dict)
 
 
+def _answer_type(task: str) -> str:
+    from edit.llm.prompts import default_answer_type
+
+    return default_answer_type(task)
+
+
 def _is_correct(cot: TeacherCoT, q: Question) -> bool:
     from edit.scoring import score
 
-    return score(cot.text, q.target, tasks.answer_type(q.task))["correct"]
+    return score(cot.text, q.target, _answer_type(q.task))["correct"]
+
+
+def _failed(cot: TeacherCoT) -> bool:
+    """The teacher could not produce this CoT (a failed call): ``meta["error"]`` is set."""
+    return bool((cot.meta or {}).get("error"))
 
 
 def _cot_record(q: Question, cot: TeacherCoT, source: str) -> dict:
@@ -127,49 +137,120 @@ def _pair_record(q: Question, pair_type: str, chosen: TeacherCoT, rejected: Teac
     }
 
 
-def build_dual_cots(questions: list[Question], teacher: Teacher, progress: bool = True) -> DualData:
-    """Run the three prompts of the method over ``questions``:
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
 
-    CEP -> D+ / D-; AHP on each D- CoT -> D-+ (kept when it reaches the gold answer);
-    CCP on each D+ CoT -> D+- (kept when it reaches a different, extractable answer).
-    Failed rectifications and corruptions are counted in the summary, never paired.
+
+def build_dual_cots(questions: list[Question], teacher: Teacher, progress: bool = True) -> DualData:
+    """Run the three prompts of the method over ``questions``, one stage at a time through the
+    teacher's batch calls (so that an LLM backend can run each stage concurrently):
+
+    1. CEP on every question -> D+ / D-;
+    2. AHP on each D- CoT -> D-+ (kept when it reaches the gold answer); the D-dual pairs are then
+       handed to the teacher (:meth:`~edit.teacher.Teacher.use_contrastive_examples`) as CCP
+       exemplars;
+    3. CCP on each D+ CoT -> D+- (kept when it reaches a different, extractable answer).
+
+    Records are written in question order, each question's records together (D+ then its D+-, or
+    D- then its D-+). Failed rectifications and corruptions are counted, never paired. A CEP call
+    that failed (``meta["error"]``) or whose reply has no extractable answer skips the question
+    (``cep_error`` / ``cep_no_answer``); failed AHP/CCP calls and replies without an answer count
+    as ``ahp_failed`` / ``ccp_failed`` and, in detail, as ``{ahp,ccp}_error`` /
+    ``{ahp,ccp}_no_answer`` (``ccp_same_answer``: the corruption kept the gold answer). Counters
+    appear only once they are non-zero.
+
+    ``summary``: ``per_task`` and ``total`` counts, ``rates`` per task and in total
+    (``cep_accuracy`` = D+ / (D+ + D-), ``ahp_success_rate`` = rectified to the gold / D-,
+    ``ccp_success_rate`` = corrupted to a different answer / D+; None without a denominator),
+    the pair counts by type and by mistake type.
     """
     data = DualData()
     counts: dict[str, Counter] = defaultdict(Counter)
-    for q in tqdm(questions, desc="dual CoTs", disable=not progress):
+    for q in questions:
+        counts[q.task]["questions"] += 1
+
+    firsts = teacher.generate_cots(list(questions), progress=progress)
+    if len(firsts) != len(questions):
+        raise ValueError(f"teacher {teacher.name!r} returned {len(firsts)} CEP CoTs for {len(questions)} questions")
+    plus: list[int] = []   # indices of D+ questions
+    minus: list[int] = []  # indices of D- questions
+    for i, (q, first) in enumerate(zip(questions, firsts)):
         c = counts[q.task]
-        c["questions"] += 1
-        first = teacher.generate_cot(q)
-        if _is_correct(first, q):
+        if _failed(first):
+            c["cep_error"] += 1
+        elif first.answer is None:
+            c["cep_no_answer"] += 1
+        elif _is_correct(first, q):
+            plus.append(i)
+        else:
+            minus.append(i)
+
+    rectified = teacher.rectify_many([(questions[i], firsts[i]) for i in minus], progress=progress)
+    rect_of = dict(zip(minus, rectified))
+    teacher.use_contrastive_examples([
+        _pair_record(questions[i], "D-dual", rect_of[i], firsts[i], teacher.name)
+        for i in minus if not _failed(rect_of[i]) and _is_correct(rect_of[i], questions[i])
+    ])
+    corrupted = teacher.corrupt_many([(questions[i], firsts[i]) for i in plus], progress=progress)
+    corr_of = dict(zip(plus, corrupted))
+
+    for i, (q, first) in enumerate(zip(questions, firsts)):
+        c = counts[q.task]
+        if i in corr_of:
             c["D+"] += 1
             c["harmless_mistakes"] += int(first.harmless)
             data.sft.append(_cot_record(q, first, "D+"))
-            corrupted = teacher.corrupt(q, first)
-            if corrupted.answer is not None and not _is_correct(corrupted, q):
+            bad = corr_of[i]
+            if not _failed(bad) and bad.answer is not None and not _is_correct(bad, q):
                 c["ccp_success"] += 1
-                data.wrong.append(_cot_record(q, corrupted, "D+-"))
-                data.pairs.append(_pair_record(q, "D+dual", first, corrupted, teacher.name))
+                data.wrong.append(_cot_record(q, bad, "D+-"))
+                data.pairs.append(_pair_record(q, "D+dual", first, bad, teacher.name))
             else:
                 c["ccp_failed"] += 1
-        else:
+                if _failed(bad):
+                    c["ccp_error"] += 1
+                elif bad.answer is None:
+                    c["ccp_no_answer"] += 1
+                else:
+                    c["ccp_same_answer"] += 1
+        elif i in rect_of:
             c["D-"] += 1
             data.wrong.append(_cot_record(q, first, "D-"))
-            rectified = teacher.rectify(q, first)
-            if _is_correct(rectified, q):
+            good = rect_of[i]
+            if not _failed(good) and _is_correct(good, q):
                 c["ahp_success"] += 1
-                data.sft.append(_cot_record(q, rectified, "D-+"))
-                data.pairs.append(_pair_record(q, "D-dual", rectified, first, teacher.name))
+                data.sft.append(_cot_record(q, good, "D-+"))
+                data.pairs.append(_pair_record(q, "D-dual", good, first, teacher.name))
             else:
                 c["ahp_failed"] += 1
-    per_task = {task: dict(sorted(c.items())) for task, c in sorted(counts.items())}
+                if _failed(good):
+                    c["ahp_error"] += 1
+                elif good.answer is None:
+                    c["ahp_no_answer"] += 1
+    per_task = {task: {k: v for k, v in sorted(c.items()) if v or k in _ALWAYS} for task, c in sorted(counts.items())}
     total = Counter()
     for c in counts.values():
         total.update(c)
+    total_d = {k: v for k, v in sorted(total.items()) if v or k in _ALWAYS}
     data.summary = {
         "teacher": teacher.name,
         "per_task": per_task,
-        "total": dict(sorted(total.items())),
+        "total": total_d,
         "pairs": dict(sorted(Counter(p["pair_type"] for p in data.pairs).items())),
         "pairs_by_mistake_type": dict(sorted(Counter(str(p["mistake_type"]) for p in data.pairs).items())),
+        "rates": {**{task: _rates(c) for task, c in per_task.items()}, "total": _rates(total_d)},
     }
     return data
+
+
+#: Counters kept in the summary even when zero (the ones the oracle-era summary always had).
+_ALWAYS = ("questions", "D+", "D-", "harmless_mistakes", "ccp_success", "ccp_failed", "ahp_success", "ahp_failed")
+
+
+def _rates(c: dict) -> dict:
+    plus, minus = c.get("D+", 0), c.get("D-", 0)
+    return {
+        "cep_accuracy": _rate(plus, plus + minus),
+        "ahp_success_rate": _rate(c.get("ahp_success", 0), minus),
+        "ccp_success_rate": _rate(c.get("ccp_success", 0), plus),
+    }

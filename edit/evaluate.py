@@ -1,15 +1,37 @@
-"""Evaluation: generate for a suite of questions, score each generation (:mod:`edit.scoring`) and
-aggregate accuracies."""
+"""Evaluation: generate for a suite of questions (:mod:`edit.generation`), score each generation
+(:func:`edit.scoring.score`), and aggregate accuracies.
+
+Two outputs per run:
+
+* per-sample records (one dict per question, written as JSONL by :func:`write_results`): prompt
+  id, suite, task, prompt, generation, extracted answer, gold, answer type and every diagnostic
+  that ``score`` returns; with self-consistency also the voted answer's tally and the samples,
+  each with its own diagnostics;
+* a long accuracy CSV (:func:`long_accuracy`), columns ``method, student, seed, suite, task, n,
+  accuracy`` (percent), with per-task rows and per suite the ``ALL`` (micro) and ``MACRO`` rows
+  of :func:`accuracy_frame`.
+
+Self-consistency: ``k`` sampled outputs per question; the vote is over the EXTRACTED answers of
+that question's own samples (never over positions of a flattened list); samples without an answer
+do not vote; ties go to the answer seen first. The question's record describes the first sample
+that gave the voted answer (the first sample when none gave one), so ``correct`` means "the
+majority answer is the gold".
+"""
 from __future__ import annotations
 
-from typing import Callable
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
 from edit.formats import student_prompt
-from edit.generation import generate
+from edit.generation import GenConfig, generate_with
+from edit.io import write_jsonl
 from edit.records import Question
 from edit.scoring import score
+
+LONG_COLUMNS = ["method", "student", "seed", "suite", "task", "n", "accuracy"]
 
 
 def accuracy_frame(records: list[dict]) -> pd.DataFrame:
@@ -36,26 +58,166 @@ def accuracy_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def evaluate_questions(model, tokenizer, questions: list[Question], answer_type_of: Callable[[str], str],
-                       suite: str, max_new_tokens: int, batch_size: int) -> tuple[list[dict], pd.DataFrame]:
-    """Generate greedily for ``questions`` (prompt: ``student_prompt(q.input)``) and score them.
+def long_accuracy(frame: pd.DataFrame, method: str, student: str, seed: int) -> pd.DataFrame:
+    """``frame`` (from :func:`accuracy_frame`, one or more suites concatenated) as the long CSV's
+    rows: columns ``method, student, seed, suite, task, n, accuracy`` (percent)."""
+    missing = [c for c in ("suite", "task", "n", "accuracy") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"accuracy frame lacks column(s) {missing}; expected the columns of accuracy_frame")
+    out = frame[["suite", "task", "n", "accuracy"]].copy()
+    out.insert(0, "seed", int(seed))
+    out.insert(0, "student", str(student))
+    out.insert(0, "method", str(method))
+    out["n"] = out["n"].astype(int)
+    out["accuracy"] = out["accuracy"].astype(float)
+    return out.reset_index(drop=True)[LONG_COLUMNS]
 
-    ``answer_type_of(task)`` gives the answer type of a task (see ``ANSWER_TYPES``).
+
+def majority_vote(answers: Sequence[str | None]) -> tuple[str | None, int]:
+    """The most frequent non-None answer and its count; ties go to the answer seen first;
+    ``(None, 0)`` when no answer is given."""
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None, 0
+    best = max(counts.values())
+    for a in answers:
+        if a is not None and counts[a] == best:
+            return a, best
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------- items
+
+
+def _field(item: Any, name: str, default: Any = ...) -> Any:
+    if isinstance(item, Mapping):
+        if name in item:
+            return item[name]
+    elif hasattr(item, name):
+        return getattr(item, name)
+    if default is ...:
+        rid = item.get("id", "?") if isinstance(item, Mapping) else getattr(item, "id", "?")
+        raise ValueError(f"evaluation item {rid!r} has no field {name!r}")
+    return default
+
+
+def _golds(item: Any) -> list[str]:
+    """The item's gold answer first, then its accepted aliases (``targets``), without repeats."""
+    target = _field(item, "target")
+    golds = [target]
+    for t in _field(item, "targets", None) or ():
+        if t not in golds:
+            golds.append(t)
+    return golds
+
+
+def _score_any(generation: str, golds: list[str], answer_type: str) -> dict:
+    """``score`` against the gold and its aliases: the first alias that scores correct, else the
+    gold's own score. Adds ``gold_matched`` (the accepted answer it matched, or None)."""
+    first = None
+    for g in golds:
+        s = score(generation, g, answer_type)
+        if first is None:
+            first = s
+        if s["correct"]:
+            return {**s, "gold_matched": g}
+    return {**first, "gold_matched": None}
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluate_suite(model, tokenizer, items: Sequence[Any], suite: str, gen_cfg: GenConfig | Mapping | None = None,
+                   answer_type: Callable[[str], str] | None = None,
+                   prompt_fn: Callable[[str], str] = student_prompt,
+                   show_progress: bool = True,
+                   item_prompt: Callable[[Any], str] | None = None) -> tuple[list[dict], pd.DataFrame]:
+    """Generate for ``items`` and score them.
+
+    items - objects or mappings with ``id``, ``task``, ``input``, ``target`` and optionally
+        ``answer_type`` and ``targets`` (accepted aliases of the gold);
+    gen_cfg - a :class:`edit.generation.GenConfig` or a mapping such as the ``eval`` params section
+        (``num_samples`` / ``self_consistency.k`` > 1 turns on self-consistency);
+    answer_type - ``answer_type(task) -> str``; when None each item's own ``answer_type`` is used;
+    prompt_fn - ``prompt_fn(item.input) -> prompt`` (default: the student's training template);
+    item_prompt - ``item_prompt(item) -> prompt``; when given it is used instead of ``prompt_fn``
+        (for prompts that need more than the input, e.g. few-shot exemplars of the item's task:
+        ``item_prompt=lambda q: edit.methods.inference_prompt(method, q, exemplars)``).
+
+    Returns ``(records, frame)``: one record per item, in order, with keys id, suite, task,
+    answer_type, prompt, generation, extracted, gold, every key of ``score`` (correct, has_answer,
+    ...) and gold_matched; with self-consistency also ``votes`` (the voted answer's count) and
+    ``samples`` (k dicts: generation plus every key of ``score``). ``frame`` is
+    :func:`accuracy_frame` of the records.
+    """
+    cfg = GenConfig.from_params(gen_cfg)
+    items = list(items)
+    prepared = []
+    for it in items:
+        task = _field(it, "task")
+        atype = answer_type(task) if answer_type is not None else _field(it, "answer_type")
+        prompt = item_prompt(it) if item_prompt is not None else prompt_fn(_field(it, "input"))
+        if not isinstance(prompt, str):
+            raise TypeError(f"evaluation item {_field(it, 'id')!r}: the prompt function returned "
+                            f"{type(prompt).__name__}, not str")
+        prepared.append((str(_field(it, "id")), task, atype, prompt, _golds(it)))
+    outputs = generate_with(model, tokenizer, [p[3] for p in prepared], cfg, show_progress=show_progress)
+    if len(outputs) != len(prepared):
+        raise RuntimeError(f"generation returned {len(outputs)} outputs for {len(prepared)} prompts")
+    records = []
+    for (rid, task, atype, prompt, golds), gens in zip(prepared, outputs):
+        scored = [_score_any(g, golds, atype) for g in gens]
+        rec = {"id": rid, "suite": suite, "task": task, "answer_type": atype, "prompt": prompt}
+        if cfg.num_samples == 1:
+            pick = 0
+        else:
+            voted, count = majority_vote([s["extracted"] for s in scored])
+            pick = next((j for j, s in enumerate(scored) if voted is not None and s["extracted"] == voted), 0)
+        rec["generation"] = gens[pick]
+        rec["extracted"] = scored[pick]["extracted"]
+        rec["gold"] = golds[0]
+        rec.update({k: v for k, v in scored[pick].items() if k not in rec})
+        if cfg.num_samples > 1:
+            rec["votes"] = count
+            rec["samples"] = [{"generation": g, **s} for g, s in zip(gens, scored)]
+        records.append(rec)
+    return records, accuracy_frame(records)
+
+
+def evaluate_questions(model, tokenizer, questions: list[Question], answer_type_of: Callable[[str], str],
+                       suite: str, max_new_tokens: int, batch_size: int,
+                       prompt_fn: Callable[[str], str] = student_prompt,
+                       show_progress: bool = True) -> tuple[list[dict], pd.DataFrame]:
+    """Greedy evaluation of ``questions`` (the pipeline's original entry point): the same as
+    :func:`evaluate_suite` with greedy decoding, stopping at the end of the answer sentence.
+
+    ``answer_type_of(task)`` gives the answer type of a task (see ``edit.scoring.ANSWER_TYPES``).
 
     Returns ``(records, acc)``:
-    records - one dict per question, in order: id, suite, task, gold, generation, extracted,
-        correct, has_answer, contains_gold, complete;
+    records - one dict per question, in order (keys as :func:`evaluate_suite`: id, suite, task,
+        answer_type, prompt, generation, extracted, gold and the diagnostics of ``score``);
     acc - columns suite, task, n, correct, accuracy (percent 0-100): one row per (suite, task),
         plus per suite ``task="ALL"`` = the MICRO average (all items pooled, so large tasks weigh
         more) and ``task="MACRO"`` = the MACRO average (mean of the per-task accuracies; the
         paper's BBH numbers are per-task averages, so tables should use MACRO and say so).
     """
-    prompts = [student_prompt(q.input) for q in questions]
-    gens = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size)
-    records = []
-    for q, g in zip(questions, gens):
-        s = score(g, q.target, answer_type_of(q.task))
-        records.append({"id": q.id, "suite": suite, "task": q.task, "gold": q.target, "generation": g,
-                        "extracted": s["extracted"], "correct": s["correct"], "has_answer": s["has_answer"],
-                        "contains_gold": s["contains_gold"], "complete": s["complete"]})
-    return records, accuracy_frame(records)
+    cfg = GenConfig(max_new_tokens=int(max_new_tokens), batch_size=int(batch_size))
+    return evaluate_suite(model, tokenizer, questions, suite, cfg, answer_type=answer_type_of, prompt_fn=prompt_fn,
+                          show_progress=show_progress)
+
+
+def write_results(out_dir: str | Path, records: list[dict], long_frame: pd.DataFrame,
+                  samples_name: str = "samples.jsonl", accuracy_name: str = "accuracy.csv") -> dict[str, Path]:
+    """Write the per-sample records (JSONL, atomically) and the long accuracy frame (CSV, 4
+    decimals) under ``out_dir``; returns their paths."""
+    missing = [c for c in LONG_COLUMNS if c not in long_frame.columns]
+    if missing:
+        raise ValueError(f"long accuracy frame lacks column(s) {missing}; build it with long_accuracy()")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    samples, acc = out / samples_name, out / accuracy_name
+    write_jsonl(samples, records)
+    tmp = acc.with_name(acc.name + ".tmp")
+    long_frame.to_csv(tmp, index=False, float_format="%.4f")
+    tmp.replace(acc)
+    return {"samples": samples, "accuracy": acc}

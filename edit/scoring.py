@@ -22,21 +22,40 @@ Answer types:
                          "valid")
 * ``"number"``        -> canonical int/float string: "24", "-7", "3.5"; "24.0" -> "24",
                          "1,000" -> "1000", "$12" -> "12", number words up to twenty.
-* ``"text"``          -> the answer with whitespace collapsed, case kept (dyck_languages,
-                         word_sorting, ...).
+* ``"text"``          -> the answer with whitespace collapsed, case kept.
+* ``"dyck"``          -> a bracket sequence, one bracket per token: "} ]", "}]" and "} ]" all give
+                         ``"} ]"``; anything but brackets gives None (dyck_languages; a dyck answer
+                         holds no ".", so the sentence cut never splits it).
+* ``"words"``         -> lower-cased words separated by single spaces; commas also separate
+                         (word_sorting: "Apple, banana" -> ``"apple banana"``).
+* ``"free_text"``     -> case-, whitespace- and punctuation-insensitive text (BB-sub exact-match
+                         tasks): "Finding Nemo!" -> ``"finding nemo"``. Because such golds may hold
+                         a "." ("Mr. Smith") or several paragraphs, :func:`score` also tries the
+                         text up to every later sentence end or line break, and accepts a match
+                         with any alias.
+
+Option labels are ``(A)``..``(Z)``, or numbers ``(1)``..``(999)`` (ARC's (1)-(4); BB-sub tasks with
+more than 26 options).
 
 The gold is put through the same normaliser (a gold that does not normalise is compared as
-stripped text), so single-character golds ("5", "0", "}") score like any other.
+stripped text), so single-character golds ("5", "0", "}") score like any other. A gold may come
+with aliases (``score(..., aliases=...)``, ``score_full``): an answer equal to any of them is correct.
+
+Diagnostics: ``has_answer`` (something was extracted), ``correct_format`` (:func:`correct_format`:
+the extracted answer has the form of the answer type - an option label among the item's labels, a
+closing-bracket sequence, lower-case words ... - even when it is wrong), ``contains_gold`` and
+``complete`` (see :func:`score`).
 """
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from typing import Callable
 
 from edit.records import ANSWER_PHRASE
 
-ANSWER_TYPES = ("option", "bool", "yes_no", "valid_invalid", "number", "text")
+ANSWER_TYPES = ("option", "bool", "yes_no", "valid_invalid", "number", "text", "dyck", "words", "free_text")
 
 #: Every phrase that introduces the answer; the last match in a generation wins. "the answer is"
 #: is a suffix of the other two, so searching for it finds all three.
@@ -100,9 +119,9 @@ def _norm_option(s: str) -> str | None:
     s = s.strip()
     if not s:
         return None
-    label = r"(?:[A-Za-z]|\d{1,2})"
+    label = r"(?:[A-Za-z]|\d{1,3})"
     # "(A) or (B)", "A or B", "(A)/(C)" ... -> ambiguous
-    second = rf"(?:\({label}\)|[A-Z]\)?|\d{{1,2}}\)?)(?!\w)"  # "a tall tree" is not a label
+    second = rf"(?:\({label}\)|[A-Z]\)?|\d{{1,3}}\)?)(?!\w)"  # "a tall tree" is not a label
     if re.match(rf"^\(?{label}\)?{_CONJ}{second}", s):
         return None
     # the whole answer is one label: "(B)", "B", "b)", "(b)", "(1)", "1"
@@ -110,7 +129,8 @@ def _norm_option(s: str) -> str | None:
     if m:
         return f"({m.group(1).upper()})"
     # a parenthesised label followed by the option's text: "(B) 12/25/1937"; exactly one distinct
-    paren = {x.upper() for x in re.findall(rf"\(({label})\)", s)}
+    # STANDALONE label (so "(B) 2H_{2}O(l)" or "(D) p(x) = 3" still read as "(B)" / "(D)")
+    paren = {x.upper() for x in re.findall(rf"(?<!\S)\(({label})\)(?=[\s,.;:!?]|$)", s)}
     if len(paren) > 1:
         return None
     m = re.match(rf"^\(({label})\)", s) or re.match(rf"^({label})\)(?=[\s,;:])", s)
@@ -166,6 +186,29 @@ def _norm_text(s: str) -> str | None:
     return s or None
 
 
+_OPEN_BRACKETS = "([{<"
+_CLOSE_BRACKETS = ")]}>"
+
+
+def _norm_dyck(s: str) -> str | None:
+    chars = "".join(s.split())
+    if not chars or any(c not in _OPEN_BRACKETS + _CLOSE_BRACKETS for c in chars):
+        return None
+    return " ".join(chars)
+
+
+def _norm_word_list(s: str) -> str | None:
+    words = [w.strip(_STRIP_CHARS) for w in s.replace(",", " ").lower().split()]
+    words = [w for w in words if w]
+    return " ".join(words) or None
+
+
+def _norm_free_text(s: str) -> str | None:
+    kept = "".join(" " if unicodedata.category(c).startswith("P") else c for c in s)
+    out = " ".join(kept.casefold().split())
+    return out or None
+
+
 _NORMALISERS: dict[str, Callable[[str], str | None]] = {
     "option": _norm_option,
     "bool": lambda s: None if re.search(r"\bnot\b", s.lower()) else _norm_words(s, {"true": "True", "false": "False"}),
@@ -173,6 +216,9 @@ _NORMALISERS: dict[str, Callable[[str], str | None]] = {
     "valid_invalid": lambda s: _norm_words(s, {"valid": "valid", "invalid": "invalid"}),
     "number": _norm_number,
     "text": _norm_text,
+    "dyck": _norm_dyck,
+    "words": _norm_word_list,
+    "free_text": _norm_free_text,
 }
 
 
@@ -231,25 +277,88 @@ def _complete(generation: str) -> bool:
     return clean(seg[: m.start()]) != "" and seg[m.end():].strip() == ""
 
 
-def score(generation: str, gold: str, answer_type: str) -> dict:
-    """Score one generation against its gold.
+_SENTENCE_END_RE = re.compile(r"[.!?](?!\d)|\n")
+_MAX_FREE_TEXT_CANDIDATES = 200
+
+
+def _free_text_candidates(generation: str) -> list[str]:
+    """Possible free-text answers after the last answer phrase: the text up to each sentence end
+    or line break, then all of it (a gold such as "Mr. Smith", or BB-sub's multi-paragraph
+    minute_mysteries_qa answers, holds "." and newlines that the ordinary cut would split)."""
+    seg = locate(generation)
+    if seg is None:
+        return []
+    ends = [m.start() for m in _SENTENCE_END_RE.finditer(seg)][:_MAX_FREE_TEXT_CANDIDATES]
+    out = []
+    for c in [seg[:e] for e in ends] + [seg]:
+        n = normalise(clean(c), "free_text")
+        if n is not None and n not in out:
+            out.append(n)
+    return out
+
+
+def correct_format(extracted: str | None, answer_type: str, labels: tuple[str, ...] | list[str] = ()) -> bool:
+    """Whether an extracted answer has the form of ``answer_type``, right or wrong: an option label
+    (one of ``labels`` when they are given), True/False, Yes/No, valid/invalid, a number, a
+    sequence of CLOSING brackets (dyck), lower-case words (words), any non-empty text otherwise.
+    None (nothing extracted) is never of the correct format."""
+    if answer_type not in _NORMALISERS:
+        raise ValueError(f"unknown answer type {answer_type!r}; expected one of {ANSWER_TYPES}")
+    if extracted is None or not extracted.strip():
+        return False
+    if answer_type == "option":
+        return re.fullmatch(r"\((?:[A-Z]|\d{1,3})\)", extracted) is not None and (not labels or extracted in labels)
+    if answer_type == "dyck":
+        return all(tok in _CLOSE_BRACKETS for tok in extracted.split())
+    if answer_type == "words":
+        return all(re.fullmatch(r"[a-z][a-z&'\-]*", w) is not None for w in extracted.split())
+    return True
+
+
+def score(generation: str, gold: str, answer_type: str, *, aliases: tuple[str, ...] | list[str] = ()) -> dict:
+    """Score one generation against its gold (and the gold's ``aliases``: any accepted answer).
 
     Returns ``{"correct", "extracted", "has_answer", "contains_gold", "complete"}``:
-    correct - the extracted answer equals the normalised gold (False when nothing was extracted);
-    extracted - ``extract_answer(generation, answer_type)``;
+    correct - the extracted answer equals the normalised gold or an alias (False when nothing was
+        extracted); for ``free_text`` the text up to every sentence end or line break after
+        the answer phrase is tried;
+    extracted - ``extract_answer(generation, answer_type)`` (for a correct ``free_text`` answer, the
+        candidate that matched);
     has_answer - an answer could be extracted;
-    contains_gold - the gold string occurs anywhere in the generation as a whole token (diagnostic
-        only: "5" is not found in "15" or "3.5"; case-insensitive except for "text");
+    contains_gold - the gold (or an alias) occurs anywhere in the generation as a whole token
+        (diagnostic only: "5" is not found in "15" or "3.5"; case-insensitive except for "text");
     complete - the generation ends with a finished answer sentence (answer phrase, an answer,
         a final "." and nothing but whitespace after it), i.e. it was not cut off mid-answer
         and did not ramble on.
     """
+    golds = [gold, *[a for a in aliases if a != gold]]
     extracted = extract_answer(generation, answer_type)
-    gold_n = normalise_gold(gold, answer_type)
+    golds_n = {normalise_gold(g, answer_type) for g in golds}
+    correct = extracted is not None and extracted in golds_n
+    if not correct and answer_type == "free_text" and isinstance(generation, str):
+        hit = next((c for c in _free_text_candidates(generation) if c in golds_n), None)
+        if hit is not None:
+            extracted, correct = hit, True
     return {
-        "correct": extracted is not None and extracted == gold_n,
+        "correct": correct,
         "extracted": extracted,
         "has_answer": extracted is not None,
-        "contains_gold": _contains(generation, gold, answer_type),
-        "complete": _complete(generation),
+        "contains_gold": isinstance(generation, str) and any(_contains(generation, g, answer_type) for g in golds),
+        "complete": isinstance(generation, str) and _complete(generation),
     }
+
+
+def score_full(generation: str, golds: str | tuple[str, ...] | list[str], answer_type: str,
+               labels: tuple[str, ...] | list[str] = ()) -> dict:
+    """:func:`score` against ``golds`` (the gold first, then its aliases) plus two diagnostics:
+    ``correct_format`` (:func:`correct_format` of the extracted answer, with the item's option
+    ``labels``) and ``gold_matched`` (the accepted answer it equals, or None)."""
+    golds = [golds] if isinstance(golds, str) else list(golds)
+    if not golds:
+        raise ValueError("score_full needs at least one gold answer")
+    s = score(generation, golds[0], answer_type, aliases=golds[1:])
+    matched = None
+    if s["correct"]:
+        matched = next((g for g in golds if normalise_gold(g, answer_type) == s["extracted"]), golds[0])
+    return {**s, "correct_format": correct_format(s["extracted"], answer_type, tuple(labels)),
+            "gold_matched": matched}

@@ -1,5 +1,6 @@
 """Training on transformers' Trainer: supervised fine-tuning (SFT) on correct CoTs and KRSL, the
-weighted token loss over dual pairs (:func:`edit.losses.krsl_loss`).
+weighted token loss over dual pairs (:func:`edit.losses.krsl_loss`); DPO on dual pairs through TRL's
+DPOTrainer. Methods (which steps, data, format, controls) come from :mod:`edit.methods`.
 
 Sequences are ``prompt ids + response ids + EOS`` with labels -100 on the prompt; batches are
 padded to their longest sequence (never to a fixed length). A KRSL batch of P pairs is 2P rows
@@ -13,10 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from edit.align import krsl_weights
-from edit.dual import PAIR_TYPES, SFT_SOURCES
 from edit.formats import student_prompt
 from edit.io import DataError
 from edit.keysteps import response_ids
@@ -26,10 +26,13 @@ from edit.student import tokenizer_fingerprint
 IGNORE = -100
 
 
-def encode(tokenizer, question: str, ids: list[int], max_length: int, weights: list[float] | None = None):
+def encode(tokenizer, question: str, ids: list[int], max_length: int, weights: list[float] | None = None,
+           prompt_text: str | None = None):
     """One training row from a question and response ids; None when it exceeds ``max_length``
-    (a truncated row could lose its final answer, so it is skipped and counted, never cut)."""
-    prompt = tokenizer(student_prompt(question), add_special_tokens=False)["input_ids"]
+    (a truncated row could lose its final answer, so it is skipped and counted, never cut).
+    ``prompt_text`` (a method template's prompt) replaces the plain CoT prompt of ``question``."""
+    prompt_text = student_prompt(question) if prompt_text is None else prompt_text
+    prompt = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
     input_ids = prompt + list(ids) + [tokenizer.eos_token_id]
     if len(input_ids) > max_length:
         return None
@@ -39,26 +42,45 @@ def encode(tokenizer, question: str, ids: list[int], max_length: int, weights: l
     return row
 
 
-def sft_dataset(records: list[dict], tokenizer, max_length: int) -> tuple[list[dict], dict]:
-    """Rows for SFT on ``{question, response}`` records, and a summary of what was skipped."""
+def sft_dataset(records: list[dict], tokenizer, max_length: int, fmt: str = "cot") -> tuple[list[dict], dict]:
+    """Rows for SFT on ``{question, gold, response, source}`` records laid out by the format
+    ``fmt`` (:data:`edit.formats.FORMATS`: each record gives one or more (prompt, response)
+    rows), and a summary of what was skipped."""
+    from edit.formats import get_format
+
+    layout = get_format(fmt)
     rows, skipped = [], Counter()
     for rec in records:
         if not rec["response"].strip():
             raise DataError(f"record {rec['id']} ({rec.get('source')}): empty response")
-        row = encode(tokenizer, rec["question"], response_ids(tokenizer, rec["response"]), max_length)
-        if row is None:
-            skipped["too_long"] += 1
-            continue
-        rows.append(row)
+        for prompt_text, response in layout.examples(rec):
+            if not response.strip():
+                raise DataError(f"record {rec['id']} ({rec.get('source')}): empty response under format {fmt!r}")
+            row = encode(tokenizer, rec["question"], response_ids(tokenizer, response), max_length,
+                         prompt_text=prompt_text)
+            if row is None:
+                skipped["too_long"] += 1
+                continue
+            rows.append(row)
     return rows, {"rows": len(rows), "skipped": dict(skipped)}
 
 
 def krsl_dataset(
-    marked: list[dict], pairs_by_id: dict, tokenizer, max_length: int, alpha: float, beta: float
+    marked: list[dict], pairs_by_id: dict, tokenizer, max_length: int, alpha: float, beta: float,
+    fmt: str = "cot", key_tokens: str = "edit_distance", seed: int = 0,
 ) -> tuple[list[dict], dict]:
     """Rows for KRSL: one ``{"chosen": row, "rejected": row}`` per pair. ``marked`` are the key-step
     records (:func:`edit.keysteps.mark_pairs`); their ids must equal this tokenizer's ids of the
-    pair's texts, or the marks would describe other tokens: a mismatch is an error."""
+    pair's texts, or the marks would describe other tokens: a mismatch is an error. Both CoTs are
+    prompted with the pair template of format ``fmt``; ``key_tokens`` picks the weighted tokens
+    (:func:`edit.methods.control_key_indices`: the marks, or the random / all-token controls,
+    seeded by ``seed`` and the pair)."""
+    from edit.formats import get_format
+    from edit.methods import control_key_indices
+
+    pair_template = get_format(fmt).pair
+    if pair_template is None:
+        raise ValueError(f"format {fmt!r} has no template for dual pairs")
     fp = tokenizer_fingerprint(tokenizer)
     rows, skipped = [], Counter()
     for m in marked:
@@ -70,13 +92,15 @@ def krsl_dataset(
             raise DataError(f"pair {key}: stored token ids differ from the training tokenizer's ids of the texts")
         c_mask = [False] * len(m["chosen_ids"])
         r_mask = [False] * len(m["rejected_ids"])
-        for i in m["chosen_key"]:
+        c_key, r_key = control_key_indices(key_tokens, m, seed)
+        for i in c_key:
             c_mask[i] = True
-        for i in m["rejected_key"]:
+        for i in r_key:
             r_mask[i] = True
         c_w, r_w = krsl_weights(c_mask, r_mask, alpha=alpha, beta=beta)
-        chosen = encode(tokenizer, pair["question"], m["chosen_ids"], max_length, c_w)
-        rejected = encode(tokenizer, pair["question"], m["rejected_ids"], max_length, r_w)
+        prompt_text = pair_template.prompt(pair["question"])
+        chosen = encode(tokenizer, pair["question"], m["chosen_ids"], max_length, c_w, prompt_text=prompt_text)
+        rejected = encode(tokenizer, pair["question"], m["rejected_ids"], max_length, r_w, prompt_text=prompt_text)
         if chosen is None or rejected is None:
             skipped["too_long"] += 1
             continue
@@ -128,15 +152,115 @@ class KRSLTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int) -> list[dict]:
+def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, callbacks=None) -> list[dict]:
     """Train ``model`` in place on ``rows`` with ``loss`` ("sft" or "krsl") and hyper-parameters
     ``hp`` (epochs, batch_size, lr, warmup_ratio, weight_decay, scheduler, max_grad_norm, logging_steps,
-    and nll_cap for KRSL); return the Trainer's log history. ``batch_size`` counts pairs for KRSL."""
+    and nll_cap for KRSL); return the Trainer's log history. ``batch_size`` counts pairs for KRSL.
+    ``callbacks``: extra TrainerCallbacks (e.g. :class:`SelectCheckpoint`).
+
+    ``batch_size`` is the GLOBAL batch: under ``accelerate launch`` with N processes each takes
+    batch_size / N (an error if N does not divide it), so the same ``hp`` trains the same model on
+    1 or N processes (see :mod:`edit.launch`). The last step is always logged (the log covers every
+    step) and ``train_loss`` is the mean over all steps.
+
+    Checkpoints (set by :func:`edit.launch.with_checkpoints`): with ``save_steps`` > 0 and
+    ``checkpoint_dir``, the Trainer saves every ``save_steps`` optimizer steps (a multiple of
+    ``logging_steps``, so that a resumed run logs exactly what an uninterrupted one does) and at the
+    end, keeping ``save_total_limit`` (default 2), under ``checkpoint_dir/<loss>-<fingerprint>``;
+    with ``resume`` it continues from the last complete checkpoint of the same fingerprint (rows,
+    hyper-parameters, seed, initial weights), else it starts afresh."""
+    from edit.launch import (LogLastStep, finish_history, per_device_batch, prepare_checkpoints, rank,
+                             run_fingerprint, world_size)
+
     if not rows:
         raise ValueError(f"no training rows for the {loss} step: check the data stage's summary")
+    n_proc = world_size()
+    device_batch = per_device_batch(hp["batch_size"], n_proc, what=f"train.{loss}.batch_size")
     steps_per_epoch = math.ceil(len(rows) / int(hp["batch_size"]))
+    logging_steps = int(hp.get("logging_steps", 10))
+    save_steps = int(hp.get("save_steps") or 0)
+    output_dir, start = tempfile.mkdtemp(prefix="edit-trainer-"), None  # nothing is saved there
+    if save_steps > 0:
+        if not hp.get("checkpoint_dir"):
+            raise ValueError(f"train.{loss}: save_steps={save_steps} needs a checkpoint_dir (edit.launch sets it)")
+        if save_steps % logging_steps:
+            raise ValueError(f"train.{loss}: save_steps={save_steps} must be a multiple of logging_steps="
+                             f"{logging_steps}, or a resumed run would log differently from an uninterrupted one")
+        fingerprint = run_fingerprint(model, rows, loss, hp, seed)  # before the Trainer moves the model
+        folder, start = prepare_checkpoints(hp["checkpoint_dir"], fingerprint, loss, bool(hp.get("resume", False)),
+                                            n_proc, is_main=rank() == 0)
+        output_dir = str(folder)
     args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(prefix="edit-trainer-"),  # nothing is saved there
+        output_dir=output_dir,
+        num_train_epochs=float(hp["epochs"]),
+        per_device_train_batch_size=device_batch,
+        learning_rate=float(hp["lr"]),
+        warmup_steps=int(float(hp.get("warmup_ratio", 0.0)) * steps_per_epoch * float(hp["epochs"])),
+        weight_decay=float(hp.get("weight_decay", 0.0)),
+        lr_scheduler_type=hp.get("scheduler", "linear"),
+        max_grad_norm=float(hp.get("max_grad_norm", 1.0)),
+        logging_steps=logging_steps,
+        save_strategy="steps" if save_steps > 0 else "no",
+        save_steps=save_steps if save_steps > 0 else 500,
+        save_total_limit=int(hp.get("save_total_limit") or 2),
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=not hp.get("progress", True),
+    )
+    common = dict(model=model, args=args, train_dataset=rows, data_collator=PadToLongest(tokenizer.pad_token_id),
+                  callbacks=list(callbacks or []) + [LogLastStep()])
+    if loss == "sft":
+        trainer = Trainer(**common)
+    elif loss == "krsl":
+        trainer = KRSLTrainer(**common, nll_cap=hp.get("nll_cap"))
+    else:
+        raise ValueError(f"unknown loss {loss!r}: expected 'sft' or 'krsl'")
+    trainer.train(resume_from_checkpoint=str(start) if start else None)
+    # wall-clock figures would make the log (a pipeline output) differ between identical runs
+    return finish_history(trainer.state.log_history)
+
+
+def dpo_dataset(pairs: list[dict], tokenizer, max_length: int, fmt: str = "cot") -> tuple[list[dict], dict]:
+    """Text rows ``{prompt, chosen, rejected}`` for DPO: both CoTs of each dual pair under the pair
+    template of format ``fmt``. A pair whose longer side (prompt + response + EOS) exceeds
+    ``max_length`` is skipped and counted, never truncated."""
+    from edit.formats import get_format
+
+    template = get_format(fmt).pair
+    if template is None:
+        raise ValueError(f"format {fmt!r} has no template for dual pairs")
+    rows, skipped = [], Counter()
+    for p in pairs:
+        prompt_text = template.prompt(p["question"])
+        if not p["chosen"].strip() or not p["rejected"].strip():
+            raise DataError(f"pair {(p['id'], p['pair_type'])}: empty chosen or rejected CoT")
+        if any(encode(tokenizer, p["question"], response_ids(tokenizer, p[side]), max_length, prompt_text=prompt_text) is None
+               for side in ("chosen", "rejected")):
+            skipped["too_long"] += 1
+            continue
+        rows.append({"prompt": prompt_text, "chosen": p["chosen"], "rejected": p["rejected"]})
+    return rows, {"rows": len(rows), "skipped": dict(skipped)}
+
+
+def make_dpo_trainer(model, tokenizer, rows: list[dict], hp: dict, seed: int, callbacks=None):
+    """TRL's DPOTrainer (sigmoid loss, ``hp['beta']``) over :func:`dpo_dataset` rows, with the same
+    optimiser settings as :func:`train`. The reference model is a frozen copy of ``model`` as it is
+    now (for a LoRA model, TRL uses the model with its adapters disabled). No truncation
+    (``max_length=None``): over-long pairs were skipped when the rows were built."""
+    import copy
+
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    if not rows:
+        raise ValueError("no training rows for the dpo step: check the data stage's summary")
+    steps_per_epoch = math.ceil(len(rows) / int(hp["batch_size"]))
+    args = DPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="edit-dpo-"),  # nothing is saved there
         num_train_epochs=float(hp["epochs"]),
         per_device_train_batch_size=int(hp["batch_size"]),
         learning_rate=float(hp["lr"]),
@@ -151,65 +275,161 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int) ->
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
-        remove_unused_columns=False,
         disable_tqdm=not hp.get("progress", True),
+        beta=float(hp["beta"]),
+        loss_type=["sigmoid"],
+        max_length=None,
+        gradient_checkpointing=False,  # TRL's default is True; train() does not use it either
     )
-    common = dict(model=model, args=args, train_dataset=rows, data_collator=PadToLongest(tokenizer.pad_token_id))
-    if loss == "sft":
-        trainer = Trainer(**common)
-    elif loss == "krsl":
-        trainer = KRSLTrainer(**common, nll_cap=hp.get("nll_cap"))
-    else:
-        raise ValueError(f"unknown loss {loss!r}: expected 'sft' or 'krsl'")
+    is_peft = hasattr(model, "peft_config")
+    ref = None if is_peft else copy.deepcopy(model).eval()
+    return DPOTrainer(model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
+                      processing_class=tokenizer, callbacks=list(callbacks or []))
+
+
+def train_dpo(model, tokenizer, rows: list[dict], hp: dict, seed: int, callbacks=None) -> list[dict]:
+    """Train ``model`` in place with DPO on ``rows`` (:func:`dpo_dataset`); the log history
+    without wall-clock fields."""
+    trainer = make_dpo_trainer(model, tokenizer, rows, hp, seed, callbacks)
     trainer.train()
-    # wall-clock figures would make the log (a pipeline output) differ between identical runs
     return [{k: v for k, v in h.items() if "runtime" not in k and "per_second" not in k}
             for h in trainer.state.log_history]
 
 
-def check_steps(steps: list[dict]) -> None:
-    """Refuse a method definition with an unknown loss, data source or pair type before any training."""
-    if not steps:
-        raise ValueError("a method needs at least one step")
-    for k, step in enumerate(steps, 1):
-        loss = step.get("loss")
-        if loss == "sft":
-            unknown = set(step.get("data") or ()) - set(SFT_SOURCES)
-            if unknown or not step.get("data"):
-                raise ValueError(f"step {k}: unknown SFT data source(s) {sorted(unknown)}; use {list(SFT_SOURCES)}")
-        elif loss == "krsl":
-            unknown = set(step.get("pairs") or ()) - set(PAIR_TYPES)
-            if unknown or not step.get("pairs"):
-                raise ValueError(f"step {k}: unknown pair type(s) {sorted(unknown)}; use {list(PAIR_TYPES)}")
-        else:
-            raise ValueError(f"step {k}: unknown loss {loss!r}: expected 'sft' or 'krsl'")
+def val_accuracy(model, tokenizer, method, questions: list, max_new_tokens: int, batch_size: int = 32,
+                 exemplars: dict | None = None, answer_type_of=None) -> float:
+    """Accuracy (percent) of greedy decoding with the method's inference prompt on ``questions``
+    (Question objects), scored like the evaluation (:func:`edit.scoring.score`)."""
+    from edit import tasks
+    from edit.generation import generate
+    from edit.methods import inference_prompt
+    from edit.scoring import score
+
+    answer_type_of = answer_type_of or tasks.answer_type
+    if not questions:
+        raise ValueError("val_accuracy: no validation questions")
+    prompts = [inference_prompt(method, q, exemplars) for q in questions]
+    gens = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, show_progress=False)
+    correct = sum(score(g, q.target, answer_type_of(q.task))["correct"] for g, q in zip(gens, questions))
+    return 100.0 * correct / len(questions)
 
 
-def run_method(steps: list[dict], params: dict, tokenizer, sft_records: list[dict], pairs: list[dict],
-               marked: list[dict], out_dir: str | Path, seed: int) -> dict:
-    """Train a fresh student through a method's ``steps`` (each ``{loss: sft, data: [sources]}`` or
-    ``{loss: krsl, pairs: [pair types], hp: {...}}``), saving the model after every step to
-    ``out_dir/step<k>``. Returns per-step summaries and log histories."""
+class SelectCheckpoint(TrainerCallback):
+    """Checkpoint selection on a validation split: after every epoch, ``evaluate(model)`` gives a
+    validation accuracy and the trainable weights of the best epoch are kept in memory (ties go to
+    the LATER epoch, the one ``last`` would pick). :meth:`restore` loads them into the model after
+    training; :meth:`summary` says which epoch was chosen and the accuracy of every epoch."""
+
+    def __init__(self, evaluate, criterion: str = "best_val_accuracy"):
+        self.evaluate = evaluate
+        self.criterion = criterion
+        self.history: list[dict] = []
+        self._best: tuple[int, float, dict] | None = None
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        was_training = model.training
+        acc = float(self.evaluate(model))
+        if was_training:
+            model.train()
+        epoch = int(round(state.epoch or 0))
+        self.history.append({"epoch": epoch, "val_accuracy": acc})
+        if self._best is None or acc >= self._best[1]:
+            weights = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+            self._best = (epoch, acc, weights)
+        return control
+
+    def restore(self, model) -> None:
+        if self._best is None:
+            raise RuntimeError("SelectCheckpoint: no epoch was evaluated")
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, w in self._best[2].items():
+                params[n].copy_(w.to(params[n].device))
+
+    def summary(self) -> dict:
+        epoch, acc, _ = self._best if self._best else (None, None, None)
+        return {"criterion": self.criterion, "epoch": epoch, "val_accuracy": acc, "per_epoch": list(self.history)}
+
+
+def check_steps(steps) -> None:
+    """Refuse a method definition (a list of steps or a ``method_defs`` mapping) with an unknown
+    loss, data source, pair type, format or key before any training (:func:`edit.methods.parse_method`)."""
+    from edit.methods import parse_method
+
+    parse_method(steps)
+
+
+def step_hp(params: dict, loss: str, step: dict, method: str = "<method>") -> dict:
+    """``params['train'][loss]`` with the step's ``hp`` overrides merged in."""
     from edit.params import deep_merge
+
+    base = (params.get("train") or {}).get(loss)
+    if base is None:
+        raise ValueError(f"method {method!r}: params.yaml has no train.{loss} section for its {loss} step")
+    return deep_merge(base, step.get("hp") or {})
+
+
+def run_method(steps, params: dict, tokenizer, sft_records: list[dict], pairs: list[dict],
+               marked: list[dict], out_dir: str | Path, seed: int, *, val_questions: list | None = None,
+               name: str | None = None) -> dict:
+    """Train a fresh student through a method (a :class:`edit.methods.Method`, a ``method_defs``
+    entry, or a bare list of steps), saving the model after every step to ``out_dir/step<k>``
+    (``step0``: the untrained student of an untuned method). ``sft_records`` are CoT records of any
+    source (D+ and D-+ from cots/sft.jsonl; D- and D+- from cots/wrong.jsonl for counterfactual
+    formats); ``pairs`` the dual pairs; ``marked`` the key-step records. A step whose
+    ``hp.select`` is ``best_val_accuracy`` evaluates ``val_questions`` (the first ``val_max_items``
+    of a task-balanced order) after every epoch and keeps the best epoch. Returns per-step
+    summaries (data, hp, chosen epoch and criterion) and log histories."""
+    from edit.methods import as_method, method_exemplars, step_pairs, step_records, val_subset
     from edit.student import build_student, save_student
 
+    method = as_method(steps, name or "<method>")
     out_dir = Path(out_dir)
     model = build_student(params["student"], tokenizer, seed)
     max_length = int(params["student"]["max_length"])
     pairs_by_id = {(p["id"], p["pair_type"]): p for p in pairs}
-    report = {"steps": []}
-    check_steps(steps)
-    for k, step in enumerate(steps, 1):
+    report = {"method": method.name, "format": method.format, "infer": method.infer, "steps": []}
+    if not method.steps:
+        save_student(model, tokenizer, out_dir / "step0", seed)
+        report["untuned"] = True
+        return report
+    hps = [step_hp(params, s["loss"], s, method.name) for s in method.steps]  # all errors before training
+    for k, (step, hp) in enumerate(zip(method.steps, hps), 1):
         loss = step["loss"]
-        hp = deep_merge(params["train"][loss], step.get("hp") or {})
+        callbacks, selector = [], None
+        if hp.get("select", "last") == "best_val_accuracy":
+            if not val_questions:
+                raise ValueError(f"method {method.name!r} step {k}: select best_val_accuracy needs val_questions")
+            subset = val_subset(val_questions, int(hp.get("val_max_items", 60)), seed)
+            n_new = int(hp.get("val_max_new_tokens") or params.get("eval", {}).get("max_new_tokens", 400))
+            exemplars = method_exemplars(method, sft_records, seed)
+            selector = SelectCheckpoint(lambda m: val_accuracy(m, tokenizer, method, subset, n_new,
+                                                               int(params.get("eval", {}).get("batch_size", 32)),
+                                                               exemplars))
+            callbacks.append(selector)
         if loss == "sft":
-            recs = [r for r in sft_records if r["source"] in step["data"]]
-            rows, info = sft_dataset(recs, tokenizer, max_length)
+            recs, info = step_records(step, sft_records, pairs, seed)
+            rows, built = sft_dataset(recs, tokenizer, max_length, method.format)
+            info.update(built)
+            history = train(model, tokenizer, rows, loss, hp, seed, callbacks)
+        elif loss == "krsl":
+            chosen, info = step_pairs(step, marked, seed)
+            rows, built = krsl_dataset(chosen, pairs_by_id, tokenizer, max_length, float(hp["alpha"]),
+                                       float(hp["beta"]), fmt=method.format, key_tokens=step["key_tokens"], seed=seed)
+            info.update(built)
+            history = train(model, tokenizer, rows, loss, hp, seed, callbacks)
         else:
-            chosen = [m for m in marked if m["pair_type"] in step["pairs"]]
-            rows, info = krsl_dataset(chosen, pairs_by_id, tokenizer, max_length,
-                                      float(hp["alpha"]), float(hp["beta"]))
-        history = train(model, tokenizer, rows, loss, hp, seed)
+            chosen, info = step_pairs(step, pairs, seed)
+            rows, built = dpo_dataset(chosen, tokenizer, max_length, method.format)
+            info.update(built)
+            history = train_dpo(model, tokenizer, rows, hp, seed, callbacks)
+        if selector is not None:
+            selector.restore(model)
+            selection = selector.summary()
+        else:
+            selection = {"criterion": "last", "epoch": hp["epochs"]}
         save_student(model, tokenizer, out_dir / f"step{k}", seed)
-        report["steps"].append({"step": k, "loss": loss, "data": info, "hp": hp, "log": history})
+        settings = {key: v for key, v in step.items() if key not in ("loss", "hp")}
+        report["steps"].append({"step": k, "loss": loss, "settings": settings, "data": info, "hp": hp,
+                                "selection": selection, "log": history})
     return report

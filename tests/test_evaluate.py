@@ -247,8 +247,10 @@ def test_evaluate_questions_records_and_frame(tiny):
     recs, acc = evaluate_questions(model, tok, qs, lambda task: "option", suite="bbh",
                                    max_new_tokens=4, batch_size=2)
     assert [r["id"] for r in recs] == [q.id for q in qs]
-    assert set(recs[0]) == {"id", "suite", "task", "gold", "generation", "extracted", "correct",
-                            "has_answer", "contains_gold", "complete"}
+    # the record keys, plus every diagnostic that score() returns (the scoring module may add more)
+    assert set(recs[0]) >= {"id", "suite", "task", "prompt", "answer_type", "gold", "generation", "extracted",
+                            "correct", "has_answer", "contains_gold", "complete"}
+    assert set(score(recs[0]["generation"], "(A)", "option")) <= set(recs[0])
     assert list(acc.columns) == ["suite", "task", "n", "correct", "accuracy"]
     assert list(acc["task"]) == ["t1", "t2", "ALL", "MACRO"]
     assert acc.loc[acc.task == "ALL", "n"].item() == 3

@@ -107,9 +107,14 @@ def test_edit_method_trains_every_parameter_and_is_deterministic(tok, tmp_path):
 def test_unknown_sources_and_losses_are_clear_errors(tok, tmp_path):
     sft, pairs = _records()
     with pytest.raises(ValueError, match="unknown SFT data source"):
+        run_method([{"loss": "sft", "data": ["D*"]}], _params(), tok, sft, pairs, [], tmp_path, 0)
+    with pytest.raises(ValueError, match="no counterfactual template"):  # wrong CoTs under the plain prompt
         run_method([{"loss": "sft", "data": ["D+-"]}], _params(), tok, sft, pairs, [], tmp_path, 0)
     with pytest.raises(ValueError, match="unknown loss"):
+        run_method([{"loss": "ppo"}], _params(), tok, sft, pairs, [], tmp_path, 0)
+    with pytest.raises(ValueError, match="unknown pair type"):
         run_method([{"loss": "dpo"}], _params(), tok, sft, pairs, [], tmp_path, 0)
+    assert not any(tmp_path.iterdir()), "a refused method must not train or save anything"
 
 
 def test_too_long_pairs_are_skipped_and_counted(tok):

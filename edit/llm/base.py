@@ -87,3 +87,18 @@ class ChatBackend(ABC):
     @abstractmethod
     def complete(self, requests: list[ChatRequest], progress: bool = True) -> list[ChatResult]:
         """Run ``requests`` (concurrently where the backend can) and return their results in order."""
+
+    def normalize(self, request: ChatRequest) -> ChatRequest:
+        """The request exactly as this backend will send it (e.g. with the backend's default
+        sampling parameters merged in), so that its :meth:`ChatRequest.key` changes whenever what
+        is sent changes. Caches key on ``normalize(request)``. The default changes nothing."""
+        return request
+
+    def complete_each(self, requests: list[ChatRequest], on_result, progress: bool = True) -> list[ChatResult]:
+        """Like :meth:`complete`, and call ``on_result(index, result)`` for every request as soon as
+        its result is known (a cache persists it there). Backends that finish calls one by one
+        override this; the default calls ``on_result`` after the whole batch."""
+        results = self.complete(requests, progress=progress)
+        for i, r in enumerate(results):
+            on_result(i, r)
+        return results
