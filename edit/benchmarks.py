@@ -37,7 +37,7 @@ import tarfile
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from edit.io import DataError, read_jsonl, write_json, write_jsonl
 from edit.records import Question
@@ -856,6 +856,48 @@ def read_bbh_part(out_dir: str | Path, part: str) -> list[BenchItem]:
     if split is None:
         raise DataError(f"{out / 'bbh_split.json'}: file not found")
     return split_part(read_suite(out / "bbh.jsonl"), split, part)
+
+
+#: The keys of a benchmark suite's entry in ``eval.suites`` (see :func:`select_suite`).
+SUITE_SPEC_KEYS = ("benchmark", "part", "tasks", "max_per_task")
+
+
+def select_suite(spec: Mapping, bbh_part: Callable[[str], list[BenchItem]], suite: Callable[[str], list[BenchItem]],
+                 name: str = "<suite>") -> list[BenchItem]:
+    """The items of one benchmark entry of ``eval.suites``: ``{benchmark: bbh | bb_sub | agieval | arc_e |
+    arc_c, part: test | train (BBH only, default test), tasks: [...] (optional subset), max_per_task: n
+    (optional: the first n items of each task, in file order)}``. ``bbh_part(part)`` and
+    ``suite(name)`` give the items (from the benchmarks stage's files or straight from the sources).
+    A task named in ``tasks`` without items is an error: a typo must not shrink a suite silently."""
+    if not isinstance(spec, Mapping) or "benchmark" not in spec:
+        raise ValueError(f"eval.suites.{name}: a suite is a questions split name or a mapping with 'benchmark'; "
+                         f"got {spec!r}")
+    unknown = set(spec) - set(SUITE_SPEC_KEYS)
+    if unknown:
+        raise ValueError(f"eval.suites.{name}: unknown key(s) {sorted(unknown)}; expected {SUITE_SPEC_KEYS}")
+    bench = spec["benchmark"]
+    if bench not in SUITES:
+        raise ValueError(f"eval.suites.{name}: unknown benchmark {bench!r}; expected one of {SUITES}")
+    if bench == "bbh":
+        items = bbh_part(spec.get("part") or "test")
+    else:
+        if spec.get("part"):
+            raise ValueError(f"eval.suites.{name}: only BBH has train/test parts")
+        items = suite(bench)
+    if spec.get("tasks"):
+        wanted = list(spec["tasks"])
+        items = [it for it in items if it.task in wanted]
+        missing = sorted(set(wanted) - {it.task for it in items})
+        if missing:
+            raise ValueError(f"eval.suites.{name}: no items for task(s) {missing} in benchmark {bench!r}")
+    if spec.get("max_per_task"):
+        cap, seen, kept = int(spec["max_per_task"]), {}, []
+        for it in items:
+            seen[it.task] = seen.get(it.task, 0) + 1
+            if seen[it.task] <= cap:
+                kept.append(it)
+        items = kept
+    return items
 
 
 def answer_type(task: str) -> str:

@@ -74,6 +74,23 @@ def make_questions(
     return out
 
 
+def bbh_train_questions(train_items, tasks_wanted: list[str], n_val_per_task: int) -> tuple[list[Question], list[Question]]:
+    """Training and validation questions from real BBH-train items (the benchmarks stage's BBH
+    ``train`` part) of ``tasks_wanted``: per task, the last ``n_val_per_task`` items (in split order)
+    are held out for validation, the rest train. A task without items is an error."""
+    train: list[Question] = []
+    val: list[Question] = []
+    for task in tasks_wanted:
+        qs = [it.question() for it in train_items if it.task == task]
+        if len(qs) <= n_val_per_task:
+            raise ValueError(f"BBH task {task!r}: {len(qs)} train items, not enough to hold out {n_val_per_task} "
+                             "for validation (is the task name right?)")
+        cut = len(qs) - n_val_per_task
+        train += qs[:cut]
+        val += qs[cut:]
+    return train, val
+
+
 @dataclass
 class DualData:
     sft: list[dict] = field(default_factory=list)

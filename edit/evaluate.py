@@ -28,8 +28,7 @@ import pandas as pd
 from edit.formats import student_prompt
 from edit.generation import GenConfig, generate_with
 from edit.io import write_jsonl
-from edit.records import Question
-from edit.scoring import score
+from edit.scoring import score_full
 
 LONG_COLUMNS = ["method", "student", "seed", "suite", "task", "n", "accuracy"]
 
@@ -111,19 +110,6 @@ def _golds(item: Any) -> list[str]:
     return golds
 
 
-def _score_any(generation: str, golds: list[str], answer_type: str) -> dict:
-    """``score`` against the gold and its aliases: the first alias that scores correct, else the
-    gold's own score. Adds ``gold_matched`` (the accepted answer it matched, or None)."""
-    first = None
-    for g in golds:
-        s = score(generation, g, answer_type)
-        if first is None:
-            first = s
-        if s["correct"]:
-            return {**s, "gold_matched": g}
-    return {**first, "gold_matched": None}
-
-
 # ---------------------------------------------------------------- evaluation
 
 
@@ -160,13 +146,13 @@ def evaluate_suite(model, tokenizer, items: Sequence[Any], suite: str, gen_cfg: 
         if not isinstance(prompt, str):
             raise TypeError(f"evaluation item {_field(it, 'id')!r}: the prompt function returned "
                             f"{type(prompt).__name__}, not str")
-        prepared.append((str(_field(it, "id")), task, atype, prompt, _golds(it)))
+        prepared.append((str(_field(it, "id")), task, atype, prompt, _golds(it), tuple(_field(it, "labels", None) or ())))
     outputs = generate_with(model, tokenizer, [p[3] for p in prepared], cfg, show_progress=show_progress)
     if len(outputs) != len(prepared):
         raise RuntimeError(f"generation returned {len(outputs)} outputs for {len(prepared)} prompts")
     records = []
-    for (rid, task, atype, prompt, golds), gens in zip(prepared, outputs):
-        scored = [_score_any(g, golds, atype) for g in gens]
+    for (rid, task, atype, prompt, golds, labels), gens in zip(prepared, outputs):
+        scored = [score_full(g, golds, atype, labels) for g in gens]
         rec = {"id": rid, "suite": suite, "task": task, "answer_type": atype, "prompt": prompt}
         if cfg.num_samples == 1:
             pick = 0
@@ -184,26 +170,27 @@ def evaluate_suite(model, tokenizer, items: Sequence[Any], suite: str, gen_cfg: 
     return records, accuracy_frame(records)
 
 
-def evaluate_questions(model, tokenizer, questions: list[Question], answer_type_of: Callable[[str], str],
-                       suite: str, max_new_tokens: int, batch_size: int,
-                       prompt_fn: Callable[[str], str] = student_prompt,
-                       show_progress: bool = True) -> tuple[list[dict], pd.DataFrame]:
-    """Greedy evaluation of ``questions`` (the pipeline's original entry point): the same as
-    :func:`evaluate_suite` with greedy decoding, stopping at the end of the answer sentence.
+def load_suite(spec: str | Mapping, data_dir: str | Path = "data", name: str = "<suite>") -> list[dict]:
+    """The items of one evaluation suite (an entry of ``eval.suites`` in params.yaml), as dicts with
+    id, task, input, target, answer_type and, for benchmarks, targets (aliases) and labels.
 
-    ``answer_type_of(task)`` gives the answer type of a task (see ``edit.scoring.ANSWER_TYPES``).
-
-    Returns ``(records, acc)``:
-    records - one dict per question, in order (keys as :func:`evaluate_suite`: id, suite, task,
-        answer_type, prompt, generation, extracted, gold and the diagnostics of ``score``);
-    acc - columns suite, task, n, correct, accuracy (percent 0-100): one row per (suite, task),
-        plus per suite ``task="ALL"`` = the MICRO average (all items pooled, so large tasks weigh
-        more) and ``task="MACRO"`` = the MACRO average (mean of the per-task accuracies; the
-        paper's BBH numbers are per-task averages, so tables should use MACRO and say so).
+    spec - a string names a split of the embedded task world, ``<data_dir>/questions/<spec>.jsonl``
+        (answer types from :func:`edit.tasks.answer_type`); a mapping selects items of a real
+        benchmark written by the benchmarks stage to ``<data_dir>/benchmarks``
+        (:func:`edit.benchmarks.select_suite`: benchmark, part, tasks, max_per_task).
     """
-    cfg = GenConfig(max_new_tokens=int(max_new_tokens), batch_size=int(batch_size))
-    return evaluate_suite(model, tokenizer, questions, suite, cfg, answer_type=answer_type_of, prompt_fn=prompt_fn,
-                          show_progress=show_progress)
+    from edit import benchmarks, tasks as task_world
+    from edit.io import read_jsonl
+
+    data_dir = Path(data_dir)
+    if isinstance(spec, str):
+        path = data_dir / "questions" / f"{spec}.jsonl"
+        return [{**r, "answer_type": task_world.answer_type(r["task"])}
+                for r in read_jsonl(path, required=("id", "task", "input", "target"))]
+    bench_dir = data_dir / "benchmarks"
+    items = benchmarks.select_suite(spec, lambda part: benchmarks.read_bbh_part(bench_dir, part),
+                                    lambda suite: benchmarks.read_suite(bench_dir / f"{suite}.jsonl"), name)
+    return [it.to_dict() for it in items]
 
 
 def write_results(out_dir: str | Path, records: list[dict], long_frame: pd.DataFrame,

@@ -59,3 +59,14 @@ def write_json(path: str | Path, obj) -> None:
         json.dump(obj, f, indent=2, sort_keys=True, ensure_ascii=False)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def read_json(path: str | Path):
+    """A JSON file's content; DataError naming the file when it is missing or malformed."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path}: malformed JSON ({e})") from None

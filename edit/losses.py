@@ -78,14 +78,21 @@ def krsl_loss(
     """
     if weights.shape != labels.shape:
         raise ValueError(f"weights {tuple(weights.shape)} must have the shape of labels {tuple(labels.shape)}")
-    ce, valid = _shifted_ce(logits, labels)
-    w = weights[:, 1:].to(device=ce.device, dtype=torch.float32)
+    if logits.dim() != 3 or logits.shape[:2] != labels.shape:
+        raise ValueError(f"expected logits [B,T,V] and labels [B,T], got {tuple(logits.shape)} and {tuple(labels.shape)}")
+    target = labels[:, 1:]
+    valid = target != IGNORE_INDEX
+    w = weights[:, 1:].to(device=logits.device, dtype=torch.float32)
     w = torch.where(valid, w, torch.zeros_like(w))
-    if nll_cap is not None:
-        capped = torch.clamp(ce, max=float(nll_cap))
-        ce = torch.where(w < 0, capped, ce)
     n = valid.sum(dim=1)
-    per_row = (w * ce).sum(dim=1) / n.clamp(min=1).to(torch.float32)
-    if per_row.numel() == 0:  # empty batch: a zero that keeps the graph, not mean([]) = NaN
-        return (w * ce).sum()
-    return per_row.mean()
+    # Only tokens with a non-zero weight contribute, so the cross-entropy (log-softmax over the
+    # vocabulary, and its backward) is computed at those positions alone: a few percent of the tokens.
+    rows, cols = (w != 0).nonzero(as_tuple=True)
+    if rows.numel() == 0:  # nothing weighted (or an empty batch): a zero that keeps the graph
+        return logits.sum() * 0.0
+    ce = F.cross_entropy(logits[rows, cols].float(), target[rows, cols], reduction="none")
+    wt = w[rows, cols]
+    if nll_cap is not None:
+        ce = torch.where(wt < 0, torch.clamp(ce, max=float(nll_cap)), ce)
+    per_row = torch.zeros(labels.shape[0], dtype=torch.float32, device=logits.device).index_add(0, rows, wt * ce)
+    return (per_row / n.clamp(min=1).to(torch.float32)).mean()

@@ -220,6 +220,31 @@ def select_exemplars(records: list[dict], k: int, seed: int) -> dict[str, list[d
     return {t: sorted(rs, key=lambda r: stable_seed("exemplar", seed, r["id"]))[:k] for t, rs in sorted(by_task.items())}
 
 
+def shared_prefix(method, other, params: dict) -> int:
+    """How many leading training steps ``method`` and ``other`` have in common: the same format and,
+    step by step, the same definition and the same hyper-parameters after ``params`` are merged in.
+    Training is deterministic given the seed, so a method may start from ``other``'s saved model
+    after that many steps instead of training them again (:func:`edit.training.run_method`)."""
+    from edit.launch import CHECKPOINT_KEYS  # where a run keeps its checkpoints does not change the model
+    from edit.training import step_hp
+
+    def definition(step):
+        return {k: v for k, v in step.items() if k != "hp"}
+
+    def hp(step):
+        return {k: v for k, v in step_hp(params, step["loss"], step).items() if k not in CHECKPOINT_KEYS}
+
+    method, other = as_method(method), as_method(other)
+    if method.format != other.format:
+        return 0
+    k = 0
+    for a, b in zip(method.steps, other.steps):
+        if definition(a) != definition(b) or hp(a) != hp(b):
+            break
+        k += 1
+    return k
+
+
 def method_exemplars(method: Method, records: list[dict], seed: int) -> dict[str, list[dict]] | None:
     """The exemplar pool of a few-shot method (None for every other method)."""
     return select_exemplars(records, method.shots, seed) if method.fmt.few_shot else None

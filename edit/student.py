@@ -12,6 +12,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from edit.params import resolve_model_path
+
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 
 
@@ -36,9 +38,10 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512) -> PreTrainedT
 
 
 def load_tokenizer(path: str | Path, gguf_file: str | None = None) -> PreTrainedTokenizerFast:
-    """Load a saved tokenizer (our own, a hub id, or a GGUF file's) and make sure it can pad."""
+    """Load a saved tokenizer (our own, a hub id, a ``pkg://`` folder, or a GGUF file's) and make
+    sure it can pad."""
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    tok = AutoTokenizer.from_pretrained(str(path), **kwargs)
+    tok = AutoTokenizer.from_pretrained(resolve_model_path(path), **kwargs)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -58,7 +61,8 @@ def build_student(student: dict, tokenizer, seed: int = 0):
 
     ``kind: tiny_llama`` builds a Llama from ``hidden_size``, ``num_layers``, ``num_heads``,
     ``intermediate_size`` and ``max_length`` with weights drawn from ``seed``;
-    ``kind: pretrained`` loads ``path`` (hub id or folder; ``gguf_file`` for a GGUF checkpoint).
+    ``kind: pretrained`` loads ``path`` (hub id, folder or ``pkg://<package>``; ``gguf_file`` for a
+    GGUF checkpoint, de-quantised to ``dtype`` on loading and then trained like any float model).
     ``lora.enabled`` wraps the model in LoRA adapters (r, alpha, dropout, target_modules).
     """
     kind = student.get("kind", "tiny_llama")
@@ -81,7 +85,14 @@ def build_student(student: dict, tokenizer, seed: int = 0):
     elif kind == "pretrained":
         kwargs = {"gguf_file": student["gguf_file"]} if student.get("gguf_file") else {}
         dtype = getattr(torch, student.get("dtype", "float32"))
-        model = AutoModelForCausalLM.from_pretrained(student["path"], dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(resolve_model_path(student["path"]), dtype=dtype, **kwargs)
+        if student.get("gguf_file"):
+            # the GGUF weights are de-quantised into plain `dtype` tensors, but the model still carries
+            # the quantiser, and the Trainer refuses to train a "quantised" model: drop those marks
+            model.hf_quantizer = None
+            model.is_quantized = False
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
     else:
         raise ValueError(f"student.kind must be 'tiny_llama' or 'pretrained', got {kind!r}")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -117,9 +128,10 @@ def save_student(model, tokenizer, out_dir: str | Path, seed: int = 0) -> None:
         (out_dir / "edit_base.json").write_text(json.dumps({"base_seed": seed}) + "\n")
 
 
-def load_student(path: str | Path, base: dict | None = None):
+def load_student(path: str | Path, base: dict | None = None, trainable: bool = False):
     """Load a saved student: a full model folder, or a LoRA adapter folder on top of the base model
-    that ``base`` (the student params section) and the saved base seed describe."""
+    that ``base`` (the student params section) and the saved base seed describe. ``trainable``
+    loads LoRA adapters for further training (they are frozen otherwise)."""
     path = Path(path)
     if (path / "adapter_config.json").exists():
         from peft import PeftModel
@@ -129,7 +141,7 @@ def load_student(path: str | Path, base: dict | None = None):
         tokenizer = load_tokenizer(path)
         seed = json.loads((path / "edit_base.json").read_text())["base_seed"]
         base_model = build_student(dict(base, lora={"enabled": False}), tokenizer, seed)
-        return PeftModel.from_pretrained(base_model, str(path)), tokenizer
+        return PeftModel.from_pretrained(base_model, str(path), is_trainable=trainable), tokenizer
     return AutoModelForCausalLM.from_pretrained(str(path)), load_tokenizer(path)
 
 

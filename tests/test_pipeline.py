@@ -61,7 +61,7 @@ def test_smoke_pipeline_produces_table_and_figures(smoke_repo):
 
 def test_second_repro_is_a_no_op(smoke_repo):
     work, env, _ = smoke_repo
-    out = _run(["dvc", "status"], work, env)
+    out = _run(["dvc", "status", "dvc.yaml"], work, env)
     assert "up to date" in out, out
     out = _run(["dvc", "repro"], work, env)
     assert "didn't change" in out or "up to date" in out
@@ -77,7 +77,7 @@ def test_same_seed_gives_identical_bytes(smoke_repo):
     _run(["dvc", "repro", "-f", "-s", "keysteps"], work, env)
     _run(["dvc", "repro", "-f", "-s", "train@edit-0"], work, env)
     _run(["dvc", "repro", "-f", "-s", "evaluate@edit-0"], work, env)
-    out = _run(["dvc", "status"], work, env)
+    out = _run(["dvc", "status", "dvc.yaml"], work, env)
     assert "up to date" in out, out
     after = (work / "dvc.lock").read_text()
     assert _out_hashes(before) == _out_hashes(after)
@@ -88,3 +88,19 @@ def _out_hashes(lock_text: str) -> dict:
     lock = yaml.safe_load(lock_text)
     return {o["path"]: o["md5"] for stage in lock["stages"].values() for o in stage.get("outs", [])
             if not o["path"].startswith("reports/notebooks/")}
+
+
+def test_grid_target_runs_and_reports(smoke_repo):
+    """`dvc repro grid/dvc.yaml` trains and evaluates the grid's methods (here two of them, one
+    reusing EDIT's step 1) and writes the grid report; a plain `dvc repro` stays a no-op."""
+    work, env, _ = smoke_repo
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["grid_methods"] = ["edit_a1_b0", "sbs"]
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _run(["dvc", "repro"], work, env)
+    assert "Running stage" not in out, out
+    _run(["dvc", "repro", "grid/dvc.yaml"], work, env)
+    train = json.loads((work / "grid" / "results" / "edit_a1_b0-0" / "train.json").read_text())
+    assert train["steps"][0]["reused_from"].endswith("models/edit-0/step1")
+    with open(work / "reports" / "grid" / "tables" / "table4.csv") as f:
+        assert {r["method"] for r in csv.DictReader(f)} >= {"edit", "edit_a1_b0"}

