@@ -2,11 +2,16 @@
 
 1. **Padding.** Tokens/s of SFT training steps (forward, backward, AdamW) on the same rows when a
    batch is padded to its longest row (``edit.training.PadToLongest``, what the pipeline does)
-   against every row padded to 1,024 tokens (what the pitfall notes describe in published code).
+   against every row padded to 1,024 tokens (what the pitfall notes describe in published code),
+   in a random order and in the pipeline's length-grouped order (hp ``group_by_length``: the
+   global batches of ``edit.training.LengthGroupedSampler``'s epoch-0 order), and packed.
    Tokens/s counts real (non-padding) tokens. Target: >= 3x.
 2. **KRSL vs Std-CoT.** Time per optimizer step on the same P pairs: a Std-CoT (SFT) step on the P
-   correct CoTs, against a KRSL step (``edit.training.KRSLTrainer``'s loss, ``edit.losses.krsl_loss``)
-   on the P pairs, i.e. 2P rows (chosen and rejected) in one forward pass. Target: <= 2.2x.
+   correct CoTs, against a KRSL step (``edit.training.krsl_step_loss``, what ``KRSLTrainer`` runs:
+   ``edit.losses.krsl_loss`` with the output layer computed only at weighted positions) on the P
+   pairs, i.e. 2P rows (chosen and rejected) in one forward pass, in random and in length-grouped
+   batches; references: the SFT loss on the same 2P rows, and krsl_loss on the full logits.
+   Target: <= 2.2x.
 
 Rows are BBH-length CoTs. ``--source bbh`` (default when the mirror is there): real BBH questions
 (``<mirror>/bbh/bbh``) each with a CoT of its task's official 3-shot exemplars

@@ -16,10 +16,12 @@ predicting position and is therefore never scored.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
-__all__ = ["IGNORE_INDEX", "token_log_probs", "krsl_loss"]
+__all__ = ["IGNORE_INDEX", "token_log_probs", "krsl_loss", "weighted_positions", "krsl_loss_at", "WeightedPositions"]
 
 IGNORE_INDEX = -100
 
@@ -54,6 +56,45 @@ def token_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.pad(-ce, (1, 0), value=0.0)
 
 
+class WeightedPositions(NamedTuple):
+    """The logit positions KRSL needs: ``logits[rows[i], cols[i]]`` predicts a response token of
+    non-zero weight ``weights[i]`` (``targets[i]`` is that token); ``n[b]`` is row b's number of
+    scored response tokens (the normaliser), ``batch`` the number of rows."""
+
+    rows: torch.Tensor
+    cols: torch.Tensor
+    weights: torch.Tensor
+    targets: torch.Tensor
+    n: torch.Tensor
+    batch: int
+
+
+def weighted_positions(labels: torch.Tensor, weights: torch.Tensor) -> WeightedPositions:
+    """Where KRSL's loss is non-zero: only tokens with a non-zero weight contribute, so the
+    cross-entropy (the vocabulary projection, its log-softmax and their backward) is needed at those
+    positions alone, a few percent of the tokens. ``weights`` is indexed like ``labels``."""
+    if weights.shape != labels.shape:
+        raise ValueError(f"weights {tuple(weights.shape)} must have the shape of labels {tuple(labels.shape)}")
+    target = labels[:, 1:]
+    valid = target != IGNORE_INDEX
+    w = weights[:, 1:].to(device=labels.device, dtype=torch.float32)
+    w = torch.where(valid, w, torch.zeros_like(w))
+    rows, cols = (w != 0).nonzero(as_tuple=True)
+    return WeightedPositions(rows, cols, w[rows, cols], target[rows, cols], valid.sum(dim=1), labels.shape[0])
+
+
+def krsl_loss_at(logits_at: torch.Tensor, pos: WeightedPositions, nll_cap: float | None = None) -> torch.Tensor:
+    """KRSL from the logits at ``pos`` only (``logits_at[i]`` = the logits at position i of
+    :func:`weighted_positions`, shape [K, V]); see :func:`krsl_loss` for the definition."""
+    if pos.rows.numel() == 0:  # nothing weighted (or an empty batch): a zero that keeps the graph
+        return logits_at.sum() * 0.0
+    ce = F.cross_entropy(logits_at.float(), pos.targets, reduction="none")
+    if nll_cap is not None:
+        ce = torch.where(pos.weights < 0, torch.clamp(ce, max=float(nll_cap)), ce)
+    per_row = torch.zeros(pos.batch, dtype=torch.float32, device=logits_at.device).index_add(0, pos.rows, pos.weights * ce)
+    return (per_row / pos.n.clamp(min=1).to(torch.float32)).mean()
+
+
 def krsl_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -76,23 +117,9 @@ def krsl_loss(
 
     CE is computed in float32 whatever the dtype of ``logits`` (e.g. bf16).
     """
-    if weights.shape != labels.shape:
-        raise ValueError(f"weights {tuple(weights.shape)} must have the shape of labels {tuple(labels.shape)}")
     if logits.dim() != 3 or logits.shape[:2] != labels.shape:
         raise ValueError(f"expected logits [B,T,V] and labels [B,T], got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    target = labels[:, 1:]
-    valid = target != IGNORE_INDEX
-    w = weights[:, 1:].to(device=logits.device, dtype=torch.float32)
-    w = torch.where(valid, w, torch.zeros_like(w))
-    n = valid.sum(dim=1)
-    # Only tokens with a non-zero weight contribute, so the cross-entropy (log-softmax over the
-    # vocabulary, and its backward) is computed at those positions alone: a few percent of the tokens.
-    rows, cols = (w != 0).nonzero(as_tuple=True)
-    if rows.numel() == 0:  # nothing weighted (or an empty batch): a zero that keeps the graph
+    pos = weighted_positions(labels, weights)
+    if pos.rows.numel() == 0:
         return logits.sum() * 0.0
-    ce = F.cross_entropy(logits[rows, cols].float(), target[rows, cols], reduction="none")
-    wt = w[rows, cols]
-    if nll_cap is not None:
-        ce = torch.where(wt < 0, torch.clamp(ce, max=float(nll_cap)), ce)
-    per_row = torch.zeros(labels.shape[0], dtype=torch.float32, device=logits.device).index_add(0, rows, wt * ce)
-    return (per_row / n.clamp(min=1).to(torch.float32)).mean()
+    return krsl_loss_at(logits[pos.rows, pos.cols], pos, nll_cap)

@@ -22,7 +22,7 @@ from edit.align import krsl_weights
 from edit.formats import student_prompt
 from edit.io import DataError
 from edit.keysteps import response_ids
-from edit.losses import krsl_loss
+from edit.losses import krsl_loss, krsl_loss_at, weighted_positions
 from edit.student import tokenizer_fingerprint
 
 IGNORE = -100
@@ -264,38 +264,21 @@ def krsl_step_loss(model, input_ids, attention_mask, labels, weights, nll_cap: f
     made). The model is still called as a whole (through its DDP / PEFT wrappers), so gradient
     synchronisation is unchanged. ``outputs.logits`` is then [1, K, vocabulary]. Falls back to the
     full logits for a model without ``get_output_embeddings``."""
-    import torch.nn.functional as F
-
-    if weights.shape != labels.shape:
-        raise ValueError(f"weights {tuple(weights.shape)} must have the shape of labels {tuple(labels.shape)}")
     out_layer = getattr(head if head is not None else model, "get_output_embeddings", lambda: None)()
     if out_layer is None:
         outputs = model(input_ids=input_ids, attention_mask=attention_mask)
         return krsl_loss(outputs.logits, labels, weights, nll_cap=nll_cap), outputs
-    target = labels[:, 1:]
-    valid = target != IGNORE
-    w = torch.where(valid, weights[:, 1:].to(dtype=torch.float32), torch.zeros((), dtype=torch.float32,
-                                                                                 device=weights.device))
-    rows, cols = (w != 0).nonzero(as_tuple=True)  # logit position t predicts label t + 1
+    pos = weighted_positions(labels, weights)  # logit position t predicts label t + 1
 
     def select(module, args):
-        return (args[0][rows, cols].unsqueeze(0), *args[1:])
+        return (args[0][pos.rows, pos.cols].unsqueeze(0), *args[1:])
 
     hook = out_layer.register_forward_pre_hook(select)
     try:
         outputs = model(input_ids=input_ids, attention_mask=attention_mask)
     finally:
         hook.remove()
-    logits = outputs.logits[0]  # [K, vocabulary]
-    if rows.numel() == 0:  # nothing weighted (or an empty batch): a zero that keeps the graph
-        return outputs.logits.sum() * 0.0, outputs
-    ce = F.cross_entropy(logits.float(), target[rows, cols], reduction="none")
-    wt = w[rows, cols]
-    if nll_cap is not None:
-        ce = torch.where(wt < 0, torch.clamp(ce, max=float(nll_cap)), ce)
-    n = valid.sum(dim=1).clamp(min=1).to(torch.float32)
-    per_row = torch.zeros(labels.shape[0], dtype=torch.float32, device=logits.device).index_add(0, rows, wt * ce)
-    return (per_row / n).mean(), outputs
+    return krsl_loss_at(outputs.logits[0], pos, nll_cap), outputs
 
 
 def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, callbacks=None) -> list[dict]:
@@ -404,11 +387,14 @@ def make_dpo_trainer(model, tokenizer, rows: list[dict], hp: dict, seed: int, ca
     optimiser settings as :func:`train`. The reference model is a frozen copy of ``model`` as it is
     now (for a LoRA model, TRL uses the model with its adapters disabled). No truncation
     (``max_length=None``): over-long pairs were skipped when the rows were built. The hp
-    ``group_by_length`` is ignored here: DPO keeps TRL's random order."""
+    ``group_by_length`` is ignored here: DPO keeps TRL's random order. ``batch_size`` is the global
+    batch (pairs), as for SFT and KRSL."""
     import copy
 
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
+
+    from edit.launch import per_device_batch
 
     if not rows:
         raise ValueError("no training rows for the dpo step: check the data stage's summary")
@@ -416,7 +402,7 @@ def make_dpo_trainer(model, tokenizer, rows: list[dict], hp: dict, seed: int, ca
     args = DPOConfig(
         output_dir=tempfile.mkdtemp(prefix="edit-dpo-"),  # nothing is saved there
         num_train_epochs=float(hp["epochs"]),
-        per_device_train_batch_size=int(hp["batch_size"]),
+        per_device_train_batch_size=per_device_batch(int(hp["batch_size"]), what="train.dpo.batch_size"),
         learning_rate=float(hp["lr"]),
         warmup_steps=int(float(hp.get("warmup_ratio", 0.0)) * steps_per_epoch * float(hp["epochs"])),
         weight_decay=float(hp.get("weight_decay", 0.0)),
