@@ -380,27 +380,16 @@ def parse_reply(reply: str | None, answer_type: str, kind: str = "cep", meta: di
 
 
 def default_answer_type(task: str) -> str:
-    """The answer type of ``task``: the embedded task world's, else a per-task table of the real
-    BBH tasks in :mod:`edit.benchmarks` (``BBH_ANSWER_TYPES``, ``ANSWER_TYPES`` or an
-    ``answer_type`` function) when that module provides one. ValueError naming the task otherwise."""
-    from edit import tasks
+    """The answer type of ``task``: the embedded task world's, else the real BBH task's
+    (:data:`edit.benchmarks.BBH_ANSWER_TYPES`). ValueError naming the task otherwise."""
+    from edit import benchmarks, tasks
 
     if task in tasks.TASKS:
         return tasks.answer_type(task)
-    try:
-        from edit import benchmarks  # type: ignore[attr-defined]
-    except ImportError:
-        benchmarks = None
-    if benchmarks is not None:
-        for name in ("BBH_ANSWER_TYPES", "ANSWER_TYPES", "TASK_ANSWER_TYPES"):
-            table = getattr(benchmarks, name, None)
-            if isinstance(table, dict) and task in table:
-                return table[task]
-        fn = getattr(benchmarks, "answer_type", None)
-        if callable(fn):
-            return fn(task)
-    raise ValueError(f"no answer type known for task {task!r}: not an embedded task and not in "
-                     "edit.benchmarks; pass answer_type_of=...")
+    if task in benchmarks.BBH_ANSWER_TYPES:
+        return benchmarks.BBH_ANSWER_TYPES[task]
+    raise ValueError(f"no answer type for task {task!r}: neither an embedded task nor a BBH task; "
+                     f"pass answer_type_of")
 
 
 AnswerTypeOf = Callable[[str], str]

@@ -100,15 +100,12 @@ class LLMTeacher(Teacher):
         if not requests:
             return []
         if self.max_resamples > 0:
-            try:
-                from edit.llm.openai_backend import complete_with_answer
-            except ImportError:  # the policy's module is not there: send once
-                complete_with_answer = None
-            if complete_with_answer is not None:
-                kept = complete_with_answer(self.backend, requests, max_resamples=self.max_resamples,
-                                            temperature_step=self.temperature_step,
-                                            max_temperature=self.max_temperature, progress=progress)
-                return [(k.result, k.resamples) for k in kept]
+            from edit.llm.openai_backend import complete_with_answer
+
+            kept = complete_with_answer(self.backend, requests, max_resamples=self.max_resamples,
+                                        temperature_step=self.temperature_step,
+                                        max_temperature=self.max_temperature, progress=progress)
+            return [(k.result, k.resamples) for k in kept]
         results = self.backend.complete(requests, progress=progress)
         if len(results) != len(requests):
             raise RuntimeError(f"backend {self.backend.name}/{self.backend.model} returned {len(results)} "
