@@ -397,7 +397,10 @@ def test_call_store_appends_whole_lines(tmp_path):
 
 # -- a real local model server (llama.cpp), when available -----------------------------------------
 def _llama_python() -> str:
-    return os.environ.get("EDIT_LLAMA_PYTHON", sys.executable)
+    """EDIT_LLAMA_PYTHON, else the side environment scripts/setup.sh makes with EDIT_SETUP_LLAMA_CPP=1
+    (.venv-llama: llama.cpp compiles at install, so it is kept apart from .venv), else this interpreter."""
+    side = Path(__file__).resolve().parents[1] / ".venv-llama" / "bin" / "python"
+    return os.environ.get("EDIT_LLAMA_PYTHON") or (str(side) if side.exists() else sys.executable)
 
 
 def _find_gguf() -> Path | None:
