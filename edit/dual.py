@@ -100,9 +100,9 @@ class DualData:
 
 
 def _answer_type(task: str) -> str:
-    from edit.llm.prompts import default_answer_type
+    from edit.benchmarks import answer_type
 
-    return default_answer_type(task)
+    return answer_type(task)
 
 
 def _is_correct(cot: TeacherCoT, q: Question) -> bool:

@@ -28,7 +28,7 @@ def smoke_repo(tmp_path_factory, mirror):
                            text=True, check=True).stdout.split()
     for f in files:
         src = ROOT / f
-        if src.is_file() and not f.startswith(("reports/", "results/", "dvc.lock")):
+        if src.is_file() and not f.startswith(("reports/", "results/", "dvc.lock", "grid/results/", "grid/dvc.lock")):
             (work / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / f)
     params = yaml.safe_load((work / "params.yaml").read_text())

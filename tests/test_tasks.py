@@ -269,3 +269,12 @@ def test_api():
     for t in tasks.TASKS:
         mt = tasks.mistake_types(t)
         assert mt and set(mt) <= {"logical", "calculation", "knowledge"}
+
+
+def test_embedded_answer_types_agree_with_the_bbh_table():
+    """Teachers and scoring look answer types up in edit.benchmarks' BBH table; the embedded task
+    world declares its own: they must agree for every task the world generates."""
+    from edit import benchmarks, tasks
+
+    for task in tasks.TASKS:
+        assert tasks.answer_type(task) == benchmarks.answer_type(task), task

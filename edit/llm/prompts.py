@@ -379,17 +379,4 @@ def parse_reply(reply: str | None, answer_type: str, kind: str = "cep", meta: di
     return TeacherCoT(text=text, answer=answer, meta={**(meta or {}), "prompt": kind, "raw": reply, **notes})
 
 
-def default_answer_type(task: str) -> str:
-    """The answer type of ``task``: the embedded task world's, else the real BBH task's
-    (:data:`edit.benchmarks.BBH_ANSWER_TYPES`). ValueError naming the task otherwise."""
-    from edit import benchmarks, tasks
-
-    if task in tasks.TASKS:
-        return tasks.answer_type(task)
-    if task in benchmarks.BBH_ANSWER_TYPES:
-        return benchmarks.BBH_ANSWER_TYPES[task]
-    raise ValueError(f"no answer type for task {task!r}: neither an embedded task nor a BBH task; "
-                     f"pass answer_type_of")
-
-
 AnswerTypeOf = Callable[[str], str]
