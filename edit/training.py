@@ -440,12 +440,12 @@ def val_accuracy(model, tokenizer, method, questions: list, max_new_tokens: int,
                  exemplars: dict | None = None, answer_type_of=None) -> float:
     """Accuracy (percent) of greedy decoding with the method's inference prompt on ``questions``
     (Question objects), scored like the evaluation (:func:`edit.scoring.score`)."""
-    from edit import tasks
+    from edit import benchmarks
     from edit.generation import generate
     from edit.methods import inference_prompt
     from edit.scoring import score
 
-    answer_type_of = answer_type_of or tasks.answer_type
+    answer_type_of = answer_type_of or benchmarks.answer_type  # every BBH task, the embedded ones too
     if not questions:
         raise ValueError("val_accuracy: no validation questions")
     prompts = [inference_prompt(method, q, exemplars) for q in questions]

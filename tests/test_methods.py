@@ -499,3 +499,14 @@ def test_reusing_a_shared_step_gives_the_same_model_as_training_it(smoke_runs, d
     changed = copy.deepcopy(METHOD_DEFS[name])
     changed[0]["hp"] = {"lr": 0.5}
     assert shared_prefix(parse_method(changed, name), parse_method(METHOD_DEFS["edit"], "edit"), params) == 0
+
+
+def test_validation_accuracy_scores_real_bbh_tasks_too(smoke_runs):
+    """Checkpoint selection on a real-BBH profile validates on tasks outside the embedded world
+    (their answer types come from the BBH table)."""
+    _, run_dir = smoke_runs["std_cot"]
+    model, tk = load_student(run_dir / "step1")
+    qs = [Question("date_understanding/val/00000", "date_understanding", "Today is 9/7. What is the date tomorrow?\n"
+                   "Options:\n(A) 09/08\n(B) 09/06", "(A)")]
+    acc = val_accuracy(model, tk, parse_method(METHOD_DEFS["std_cot"], "std_cot"), qs, 4, 2)
+    assert acc in (0.0, 100.0)
