@@ -1184,7 +1184,7 @@ def make_report(params: dict, results_dir="results", tables_dir="reports/tables"
     the three files always exist (DVC outputs). Returns ``{"tables": {file name:
     build_table result}, "figures": [paths], "notes": [str], "noise": DataFrame, "sentences": [str]}``."""
     cfg = report_config(params)
-    suites = list(params["eval"]["suites"])
+    suites = [name for name, spec in params["eval"]["suites"].items() if spec is not None]  # null: switched off
     labels = cfg["labels"]
     primary = str(cfg["student"] or params.get("profile", "default"))
     runs = list(runs) if runs is not None else [f"{m}-{s}" for m in params["methods"] for s in params["seeds"]]

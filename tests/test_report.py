@@ -455,3 +455,15 @@ def test_make_report_end_to_end(tmp_path):
         assert f.read_bytes() == (tmp_path / "tables2" / f.name).read_bytes(), f.name
     for f in sorted((tmp_path / "figures").iterdir()):
         assert f.read_bytes() == (tmp_path / "figures2" / f.name).read_bytes(), f.name
+
+
+def test_switched_off_suites_are_not_columns(tmp_path):
+    """A profile switches a base suite off with null (the bbh and paper profiles drop IND and OOD):
+    the tables have no column for it, and AVG is over the suites that ran."""
+    root = _results(tmp_path / "results", methods=("std_cot", "edit"))
+    params = {"profile": "p", "methods": ["std_cot", "edit"], "seeds": [0, 1, 2],
+              "eval": {"suites": {"IND": "ind_test", "OOD": "ood_test", "GONE": None}}}
+    out = make_report(params, root, tmp_path / "t", tmp_path / "f")
+    table = pd.read_csv(tmp_path / "t" / "table1.csv")
+    assert "GONE" not in table.columns and {"IND", "OOD", "AVG"} <= set(table.columns)
+    assert table["AVG"].notna().all() and "table1" in out["tables"]
