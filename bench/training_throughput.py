@@ -46,22 +46,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 FIXED = 1024
-#: a CoT exemplar of a BBH cot-prompts file: the answer after "A: Let's think step by step." up to the next question
-_EXEMPLAR_RE = re.compile(r"A: Let's think step by step\.\s*(.*?)(?=\n\nQ: |\Z)", re.S)
 
 
 # ----------------------------------------------------------------------------------------------
 # rows
 def _bbh_texts(mirror: Path, n: int, seed: int) -> list[dict]:
     """``n`` (question, CoT, rejected CoT) from the real BBH items and their task's exemplars."""
+    from edit.llm.prompts import parse_bbh_cot_prompt
+
     items, cots = {}, {}
     for path in sorted((mirror / "bbh" / "bbh").glob("*.json")):
         prompts = mirror / "bbh" / "cot-prompts" / f"{path.stem}.txt"
         if not prompts.is_file():
             continue
         items[path.stem] = json.loads(path.read_text(encoding="utf-8"))["examples"]
-        cots[path.stem] = [c.strip().replace("So the answer is", "Therefore, the answer is")
-                           for c in _EXEMPLAR_RE.findall(prompts.read_text(encoding="utf-8"))]
+        # the exemplar CoTs as the teacher prompts use them (answer phrase "Therefore, the answer is")
+        cots[path.stem] = [ex.cot for ex in parse_bbh_cot_prompt(prompts.read_text(encoding="utf-8"), path.stem,
+                                                                  str(prompts)).exemplars]
     if not items:
         raise SystemExit(f"no BBH tasks with CoT prompts under {mirror / 'bbh'}: use --source oracle")
     rng = random.Random(seed)

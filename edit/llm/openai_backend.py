@@ -32,11 +32,12 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from edit.records import ANSWER_PHRASE
+
 from .base import ChatBackend, ChatRequest, ChatResult
 
 log = logging.getLogger(__name__)
 
-ANSWER_PHRASE = "Therefore, the answer is"
 DUMMY_KEY = "sk-no-key-required"
 RESAMPLE_STRIDE = 1000  # resample r of sample i gets sample_index i + r * RESAMPLE_STRIDE
 # keys of the teacher's params section that configure the cache, the ledger or the answer policy

@@ -54,7 +54,8 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-ANSWER_PHRASE = "Therefore, the answer is"
+from edit.records import ANSWER_PHRASE
+
 FAULT_KINDS = ("429", "500", "503", "400", "401_echo", "hang", "malformed", "not_json", "truncate", "ok")
 
 
