@@ -28,15 +28,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from edit.dual import stable_seed
 from edit.llm.base import ChatBackend, ChatRequest, ChatResult
 
 _KNOWN = ("max_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed")
-
-
-def _stable_seed(*parts) -> int:
-    from edit.dual import stable_seed
-
-    return stable_seed(*parts) % (2 ** 63)
 
 
 class HFBackend(ChatBackend):
@@ -173,7 +168,7 @@ class HFBackend(ChatBackend):
             kwargs.update(do_sample=True, temperature=temperature, top_p=float(s.get("top_p", 1.0)))
             if s.get("top_k") is not None:
                 kwargs["top_k"] = int(s["top_k"])
-            torch.manual_seed(_stable_seed(self.seed, s.get("seed", ""),
+            torch.manual_seed(stable_seed(self.seed, s.get("seed", ""),
                                            *(r.key(self.name, self.model) for r in reqs)))
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
