@@ -1192,11 +1192,14 @@ def with_grid_students(params: dict, students_dir, tokenizer=None) -> dict:
 
     names = list(params.get("grid_students") or [])
     cfg = dict(params.get("report") or {})
+    primary = str(cfg.get("student") or params.get("profile", "default"))
+    if primary in names:
+        raise ValueError(f"grid_students: {primary!r} is also the primary student's name (report.student or the "
+                         f"profile): the tables could not tell their results apart; rename the variant")
     others = dict(cfg.get("other_students") or {})
     others.update({name: str(Path(students_dir) / name) for name in names})
     sizes = dict(cfg.get("student_sizes") or {})
     if tokenizer is not None:
-        primary = str(cfg.get("student") or params.get("profile", "default"))
         students = {primary: params["student"], **{n: with_student_variant(params, n)["student"] for n in names}}
         for name, student in students.items():
             if name not in sizes and student.get("kind", "tiny_llama") == "tiny_llama":

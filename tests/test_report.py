@@ -498,3 +498,5 @@ def test_student_parameter_count_and_grid_students(tmp_path):
     assert sizes["large"] == 123  # a given size is kept
     assert sizes["small"] < sizes["default"]
     assert with_grid_students({**p, "grid_students": []}, tmp_path)["report"]["other_students"] == {}
+    with pytest.raises(ValueError, match="'default' is also the primary student's name"):
+        with_grid_students({**p, "grid_students": ["default"], "student_variants": {"default": {}}}, tmp_path)
