@@ -25,7 +25,7 @@ profile's overlay); everything is counted with the pipeline's own code, so the p
   from :func:`edit.methods.get_method`; per step the examples, the merged hyper-parameters, the
   GLOBAL batch (``train.<loss>.batch_size``) and per-device batch over ``runtime.num_processes``,
   steps per epoch, optimizer and warm-up steps as :func:`edit.training.train` computes them,
-  tokens seen and FLOPs; times the number of seeds.
+  tokens seen and FLOPs; times the number of seeds (``seeds``; ``grid_seeds`` for the grid's methods).
 * **teacher**: calls per prompt (CEP per train question, AHP per wrong CoT, CCP per correct CoT),
   the real prompts built by :class:`edit.llm.prompts.PromptBuilder` for every train question and
   counted by :func:`edit.llm.cache.estimate_prompt_tokens` (the cache ledger's rule), completions
@@ -618,15 +618,18 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
     rows = (row_tokens(questions, PromptBuilder(mirror_dir), float(plan["chars_per_token"]))
             if mirror_dir is not None else None)
     seeds = list(params.get("seeds") or [0])
-    methods = list(params.get("methods") or []) + ([m for m in params.get("grid_methods") or []
-                                                     if m not in (params.get("methods") or [])] if grid else [])
+    base = list(params.get("methods") or [])
+    grid_only = [m for m in params.get("grid_methods") or [] if m not in base] if grid else []
+    methods = base + grid_only
+    # runs per method: the default methods for every seed, the grid's for every grid seed
+    n_seeds = {**{m: len(seeds) for m in base}, **{m: len(params.get("grid_seeds") or seeds) for m in grid_only}}
     train, untuned = training_plan(params, methods, counts, acc["num_processes"], rows or 0.0, student["n_params"],
                                    bool(student["lora"]))
-    total_flops = sum(r["train_flops"] or 0 for r in train) * len(seeds)
+    total_flops = sum((r["train_flops"] or 0) * n_seeds[r["method"]] for r in train)
     device_hours = None
     if plan.get("effective_tflops_per_device") and total_flops:
         device_hours = total_flops / (float(plan["effective_tflops_per_device"]) * 1e12) / 3600
-    n_runs = len(methods) * len(seeds)
+    n_runs = sum(n_seeds.values())
     return {
         "profile": params.get("profile"),
         "bbh_split": bbh_split_summary(bench),
@@ -636,12 +639,14 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
         "accelerate": acc,
         "row_tokens": rows,
         "methods": methods,
+        "grid_only": grid_only,
         "untuned_methods": untuned,
         "training": train,
         "seeds": seeds,
+        "grid_seeds": list(params.get("grid_seeds") or seeds) if grid_only else [],
         "training_total": {"runs": n_runs,
-                           "optimizer_steps": sum(r["optimizer_steps"] for r in train) * len(seeds),
-                           "train_tokens": sum(r["train_tokens"] for r in train) * len(seeds),
+                           "optimizer_steps": sum(r["optimizer_steps"] * n_seeds[r["method"]] for r in train),
+                           "train_tokens": sum(r["train_tokens"] * n_seeds[r["method"]] for r in train),
                            "train_flops": total_flops or None, "device_hours_at_assumed_tflops": device_hours,
                            "wall_hours_at_assumed_tflops": device_hours / acc["num_processes"] if device_hours else None},
         "teacher": teacher_plan(params, mirror_dir, questions, counts, plan),
@@ -707,7 +712,10 @@ def format_plan(p: dict) -> str:
     if p["untuned_methods"]:
         out.append(f"Untuned (prompting only, no training): {', '.join(p['untuned_methods'])}")
     t = p["training_total"]
-    out.append(f"All runs ({t['runs']} = {len(p['methods'])} methods x {len(p['seeds'])} seeds): "
+    n_grid = len(p.get("grid_only") or [])
+    runs = (f"{len(p['methods']) - n_grid} methods x {len(p['seeds'])} seeds"
+            + (f" + {n_grid} grid methods x {len(p['grid_seeds'])} grid seeds" if n_grid else ""))
+    out.append(f"All runs ({t['runs']} = {runs}): "
                f"{t['optimizer_steps']:,} optimizer steps, {t['train_tokens']:,} tokens"
                + (f", {t['train_flops']:.3g} FLOPs" if t["train_flops"] else "")
                + (f", ~{t['device_hours_at_assumed_tflops']:.1f} device hours (~{t['wall_hours_at_assumed_tflops']:.1f} h "

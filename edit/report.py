@@ -1166,6 +1166,47 @@ def plot_placeholder(path, text: str) -> Path:
     return _save(fig, path)
 
 
+# ---------------------------------------------------------------- students of several sizes
+
+
+def student_parameter_count(student: dict, tokenizer) -> int:
+    """The parameter count of the code-built student of a ``student`` params section (shared
+    weights counted once), from a model built on the meta device (no memory, no weights drawn)."""
+    import torch
+
+    from edit.student import build_student
+
+    if student.get("kind", "tiny_llama") != "tiny_llama":
+        raise ValueError(f"student_parameter_count: a code-built student only (kind tiny_llama), got {student.get('kind')!r}")
+    with torch.device("meta"):
+        model = build_student(student, tokenizer)
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def with_grid_students(params: dict, students_dir, tokenizer=None) -> dict:
+    """``params`` with the grid's student variants (``grid_students``; their runs under
+    ``students_dir/<name>``) added to ``report.other_students``, and ``report.student_sizes`` filled
+    with the parameter count of the primary student and of each variant where it is not given and
+    the student is code-built (``tokenizer``: the run's tokenizer, giving the vocabulary size)."""
+    from edit.params import with_student_variant
+
+    names = list(params.get("grid_students") or [])
+    cfg = dict(params.get("report") or {})
+    primary = str(cfg.get("student") or params.get("profile", "default"))
+    if primary in names:
+        raise ValueError(f"grid_students: {primary!r} is also the primary student's name (report.student or the "
+                         f"profile): the tables could not tell their results apart; rename the variant")
+    others = dict(cfg.get("other_students") or {})
+    others.update({name: str(Path(students_dir) / name) for name in names})
+    sizes = dict(cfg.get("student_sizes") or {})
+    if tokenizer is not None:
+        students = {primary: params["student"], **{n: with_student_variant(params, n)["student"] for n in names}}
+        for name, student in students.items():
+            if name not in sizes and student.get("kind", "tiny_llama") == "tiny_llama":
+                sizes[name] = student_parameter_count(student, tokenizer)
+    return deep_merge(params, {"report": {"other_students": others, "student_sizes": sizes}})
+
+
 # ---------------------------------------------------------------- the whole report
 
 
@@ -1271,7 +1312,10 @@ def make_report(params: dict, results_dir="results", tables_dir="reports/tables"
         notes.append("alpha_beta.png: fewer than two alpha/beta cells have results: placeholder only")
         out["figures"].append(plot_placeholder(figures_dir / "alpha_beta.png",
                                                "No alpha/beta grid: fewer than two of table 4's runs have results."))
-    p = plot_by_student(acc, figures_dir / "accuracy_by_student.png", suites, methods=order,
+    # the size figure: only methods run with more than one student (a lone point is no line)
+    by_students = acc.groupby("method")["student"].nunique()
+    size_order = [m for m in dict.fromkeys(order + list(acc["method"])) if by_students.get(m, 0) > 1]
+    p = plot_by_student(acc, figures_dir / "accuracy_by_student.png", suites, methods=size_order or order,
                         sizes=cfg["student_sizes"], average=cfg["average"], labels=labels)
     if p is None:
         notes.append("accuracy_by_student.png: results of one student only: placeholder only")

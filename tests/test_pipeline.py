@@ -92,10 +92,14 @@ def _out_hashes(lock_text: str) -> dict:
 
 def test_grid_target_runs_and_reports(smoke_repo):
     """`dvc repro grid/dvc.yaml` trains and evaluates the grid's methods (here two of them, one
-    reusing EDIT's step 1) and writes the grid report; a plain `dvc repro` stays a no-op."""
+    reusing EDIT's step 1) and a student of another size, and writes the grid report with the
+    accuracy-by-student figure; a plain `dvc repro` stays a no-op."""
     work, env, _ = smoke_repo
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["grid_methods"] = ["edit_a1_b0", "sbs"]
+    params["grid_seeds"] = [0]
+    params["grid_students"] = ["small"]
+    params["grid_student_methods"] = ["std_cot"]
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = _run(["dvc", "repro"], work, env)
     assert "Running stage" not in out, out
@@ -104,3 +108,14 @@ def test_grid_target_runs_and_reports(smoke_repo):
     assert train["steps"][0]["reused_from"].endswith("models/edit-0/step1")
     with open(work / "reports" / "grid" / "tables" / "table4.csv") as f:
         assert {r["method"] for r in csv.DictReader(f)} >= {"edit", "edit_a1_b0"}
+    small = params["profiles"]["smoke"]["student_variants"]["small"]
+    config = json.loads((work / "models" / "students" / "small" / "std_cot-0" / "step1" / "config.json").read_text())
+    assert config["hidden_size"] == small["hidden_size"] != params["profiles"]["smoke"]["student"]["hidden_size"]
+    with open(work / "grid" / "students" / "small" / "std_cot-0" / "accuracy.csv") as f:
+        assert {r["student"] for r in csv.DictReader(f)} == {"small"}
+    with open(work / "reports" / "grid" / "tables" / "table1_small.csv") as f:
+        assert [r["method"] for r in csv.DictReader(f)] == ["std_cot"]
+    notes = (work / "reports" / "grid" / "tables" / "notes.md").read_text()
+    assert "accuracy_by_student.png" not in notes  # a real figure, not the one-student placeholder
+    out = _run(["dvc", "status", "grid/dvc.yaml"], work, env)
+    assert "up to date" in out, out

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from edit.params import load_params
-from edit.plan import build_plan, dual_counts, main, step_examples, suite_items, training_plan
+from edit.plan import build_plan, dual_counts, format_plan, main, step_examples, suite_items, training_plan
 
 from conftest import ROOT
 
@@ -316,3 +316,17 @@ def test_cli_default_profile_and_unknown_profile(capsys, tmp_path, mirror, monke
     assert plan["accelerate"]["num_processes"] == 1
     with pytest.raises(ValueError, match="unknown profile 'nope'"):
         main(["--params", str(PARAMS), "--profile", "nope"])
+
+
+def test_grid_methods_count_with_the_grid_seeds(mirror):
+    """With --grid the grid's methods run for every grid seed, the default methods for every seed."""
+    params = _params("default", seeds=[0, 1, 2], grid_seeds=[0], methods=["std_cot", "edit"],
+                     grid_methods=["edit", "sbs", "edit_dpo"])
+    plan = build_plan(params, root=ROOT, mirror=mirror, grid=True)
+    assert plan["methods"] == ["std_cot", "edit", "sbs", "edit_dpo"] and plan["grid_only"] == ["sbs", "edit_dpo"]
+    runs = {"std_cot": 3, "edit": 3, "sbs": 1, "edit_dpo": 1}
+    assert plan["training_total"]["runs"] == 8
+    assert plan["training_total"]["optimizer_steps"] == sum(r["optimizer_steps"] * runs[r["method"]]
+                                                            for r in plan["training"])
+    assert "8 = 2 methods x 3 seeds + 2 grid methods x 1 grid seeds" in format_plan(plan)
+    assert build_plan(params, root=ROOT, mirror=mirror)["training_total"]["runs"] == 6  # without --grid

@@ -467,3 +467,36 @@ def test_switched_off_suites_are_not_columns(tmp_path):
     table = pd.read_csv(tmp_path / "t" / "table1.csv")
     assert "GONE" not in table.columns and {"IND", "OOD", "AVG"} <= set(table.columns)
     assert table["AVG"].notna().all() and "table1" in out["tables"]
+
+
+def test_student_parameter_count_and_grid_students(tmp_path):
+    """Parameter counts come from the code-built student (meta device, tied embeddings once), and
+    with_grid_students adds every grid student's runs and size to the report section."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from edit.params import load_params
+    from edit.report import student_parameter_count, with_grid_students
+    from edit.student import train_tokenizer
+    from conftest import ROOT
+
+    tok = train_tokenizer(["a b c d e f g h", "the answer is (A)"] * 20, vocab_size=120)
+    student = {"kind": "tiny_llama", "hidden_size": 16, "intermediate_size": 32, "num_layers": 2,
+               "num_heads": 2, "max_length": 64}
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                         max_position_embeddings=64, tie_word_embeddings=True))
+    assert student_parameter_count(student, tok) == sum(p.numel() for p in model.parameters())
+    assert student_parameter_count({**student, "hidden_size": 32}, tok) > student_parameter_count(student, tok)
+    with pytest.raises(ValueError, match="code-built student only"):
+        student_parameter_count({"kind": "pretrained", "path": "x"}, tok)
+
+    p = load_params(ROOT / "params.yaml", profile="default")
+    p["report"] = {**p["report"], "student_sizes": {"large": 123}}
+    out = with_grid_students(p, tmp_path / "students", tok)
+    assert out["report"]["other_students"] == {s: str(tmp_path / "students" / s) for s in p["grid_students"]}
+    sizes = out["report"]["student_sizes"]
+    assert sizes["large"] == 123  # a given size is kept
+    assert sizes["small"] < sizes["default"]
+    assert with_grid_students({**p, "grid_students": []}, tmp_path)["report"]["other_students"] == {}
+    with pytest.raises(ValueError, match="'default' is also the primary student's name"):
+        with_grid_students({**p, "grid_students": ["default"], "student_variants": {"default": {}}}, tmp_path)
