@@ -543,7 +543,8 @@ DEFAULT_REPORT: dict = {
     "decimals": 1,
     "paper_columns": {},      # our suite -> the paper's column, e.g. {bbh_test: BBH-test}
     "student_sizes": {},      # student name -> parameter count (x axis of the size figure)
-    "other_students": {},     # student name -> results folder of another student's run
+    "other_students": {},     # student name -> results folder of another student's runs (all of its run
+                              # folders), or {dir: folder, runs: [<method>-<seed>, ...]} (those only)
     "labels": {},             # method -> display label (over DEFAULT_LABELS)
     "tables": {
         "table1": {
@@ -1184,8 +1185,9 @@ def student_parameter_count(student: dict, tokenizer) -> int:
 
 
 def with_grid_students(params: dict, students_dir, tokenizer=None) -> dict:
-    """``params`` with the grid's student variants (``grid_students``; their runs under
-    ``students_dir/<name>``) added to ``report.other_students``, and ``report.student_sizes`` filled
+    """``params`` with the grid's student variants (``grid_students``; their runs, ``grid_student_methods``
+    x ``grid_seeds``, under ``students_dir/<name>``) added to ``report.other_students``, so a folder
+    left from another configuration is never read, and ``report.student_sizes`` filled
     with the parameter count of the primary student and of each variant where it is not given and
     the student is code-built (``tokenizer``: the run's tokenizer, giving the vocabulary size)."""
     from edit.params import with_student_variant
@@ -1197,7 +1199,8 @@ def with_grid_students(params: dict, students_dir, tokenizer=None) -> dict:
         raise ValueError(f"grid_students: {primary!r} is also the primary student's name (report.student or the "
                          f"profile): the tables could not tell their results apart; rename the variant")
     others = dict(cfg.get("other_students") or {})
-    others.update({name: str(Path(students_dir) / name) for name in names})
+    runs = [f"{m}-{s}" for m in params.get("grid_student_methods") or [] for s in params.get("grid_seeds") or []]
+    others.update({name: {"dir": str(Path(students_dir) / name), "runs": runs} for name in names})
     sizes = dict(cfg.get("student_sizes") or {})
     if tokenizer is not None:
         students = {primary: params["student"], **{n: with_student_variant(params, n)["student"] for n in names}}
@@ -1233,12 +1236,13 @@ def make_report(params: dict, results_dir="results", tables_dir="reports/tables"
     items, missing = load_item_correctness(results_dir, runs, student=primary)
     items = [items]
     notes = [f"no samples.jsonl for run(s) {', '.join(missing)}: no item bootstrap for them"] if missing else []
-    for name, folder in (cfg["other_students"] or {}).items():
-        if not Path(folder).is_dir():
+    for name, spec in (cfg["other_students"] or {}).items():
+        folder, only = (spec.get("dir"), spec.get("runs")) if isinstance(spec, dict) else (spec, None)
+        if not folder or not Path(folder).is_dir():
             notes.append(f"other student {name}: results folder {folder} not found: left out")
             continue
-        acc.append(load_accuracy(folder, None, student=str(name)))
-        more, miss = load_item_correctness(folder, None, student=str(name))
+        acc.append(load_accuracy(folder, only, student=str(name)))
+        more, miss = load_item_correctness(folder, only, student=str(name))
         items.append(more)
         if miss:
             notes.append(f"other student {name}: no samples.jsonl for {', '.join(miss)}")

@@ -493,10 +493,32 @@ def test_student_parameter_count_and_grid_students(tmp_path):
     p = load_params(ROOT / "params.yaml", profile="default")
     p["report"] = {**p["report"], "student_sizes": {"large": 123}}
     out = with_grid_students(p, tmp_path / "students", tok)
-    assert out["report"]["other_students"] == {s: str(tmp_path / "students" / s) for s in p["grid_students"]}
+    runs = [f"{m}-{s}" for m in p["grid_student_methods"] for s in p["grid_seeds"]]
+    assert out["report"]["other_students"] == {s: {"dir": str(tmp_path / "students" / s), "runs": runs}
+                                               for s in p["grid_students"]}
     sizes = out["report"]["student_sizes"]
     assert sizes["large"] == 123  # a given size is kept
     assert sizes["small"] < sizes["default"]
     assert with_grid_students({**p, "grid_students": []}, tmp_path)["report"]["other_students"] == {}
     with pytest.raises(ValueError, match="'default' is also the primary student's name"):
         with_grid_students({**p, "grid_students": ["default"], "student_variants": {"default": {}}}, tmp_path)
+
+
+def test_other_student_reads_only_its_listed_runs(tmp_path):
+    """An other student given as {dir, runs} is read from exactly those run folders: a folder left
+    from another configuration (here mt_cot-0) stays out, and a listed run without results is an error."""
+    root = _results(tmp_path / "results")
+    other = _results(tmp_path / "other")
+    _write_run(other, "mt_cot", 0)
+    runs = [f"{m}-{s}" for m in ("std_cot", "edit") for s in (0, 1, 2)]
+    params = {"profile": "default", "methods": ["std_cot", "edit"], "seeds": [0, 1, 2],
+              "eval": {"suites": {"IND": "ind_test", "OOD": "ood_test"}},
+              "report": {"n_bootstrap": 100, "other_students": {"bigger": {"dir": str(other), "runs": runs}}}}
+    make_report(params, root, tmp_path / "t", tmp_path / "f")
+    assert list(pd.read_csv(tmp_path / "t" / "table1_bigger.csv")["method"]) == ["std_cot", "edit"]
+    params["report"]["other_students"]["bigger"] = str(other)  # a plain folder: every run in it
+    make_report(params, root, tmp_path / "t2", tmp_path / "f2")
+    assert "mt_cot" in set(pd.read_csv(tmp_path / "t2" / "table1_bigger.csv")["method"])
+    params["report"]["other_students"]["bigger"] = {"dir": str(other), "runs": runs + ["sbs-0"]}
+    with pytest.raises(FileNotFoundError, match="sbs-0"):
+        make_report(params, root, tmp_path / "t3", tmp_path / "f3")
