@@ -461,7 +461,8 @@ def student_plan(student: dict) -> dict:
     if out["kind"] == "tiny_llama":
         h, i, layers = int(student["hidden_size"]), int(student["intermediate_size"]), int(student["num_layers"])
         v = int(student.get("vocab_size", 1024))
-        out["n_params"] = float(v * h + layers * (4 * h * h + 3 * h * i + 2 * h) + h)
+        embeddings = v * h * (1 if student.get("tie_embeddings", True) else 2)  # input (and untied output)
+        out["n_params"] = float(embeddings + layers * (4 * h * h + 3 * h * i + 2 * h) + h)
         out["size_from"] = "student.* (tiny_llama)"
         arch = {"hidden_size": h, "num_layers": layers, "kv_size": h}
     elif out["n_params"] is None or not arch:

@@ -1170,27 +1170,14 @@ def plot_placeholder(path, text: str) -> Path:
 # ---------------------------------------------------------------- students of several sizes
 
 
-def student_parameter_count(student: dict, tokenizer) -> int:
-    """The parameter count of the code-built student of a ``student`` params section (shared
-    weights counted once), from a model built on the meta device (no memory, no weights drawn)."""
-    import torch
-
-    from edit.student import build_student
-
-    if student.get("kind", "tiny_llama") != "tiny_llama":
-        raise ValueError(f"student_parameter_count: a code-built student only (kind tiny_llama), got {student.get('kind')!r}")
-    with torch.device("meta"):
-        model = build_student(student, tokenizer)
-    return int(sum(p.numel() for p in model.parameters()))
-
-
-def with_grid_students(params: dict, students_dir, tokenizer=None) -> dict:
+def with_grid_students(params: dict, students_dir) -> dict:
     """``params`` with the grid's student variants (``grid_students``; their runs, ``grid_student_methods``
     x ``grid_seeds``, under ``students_dir/<name>``) added to ``report.other_students``, so a folder
     left from another configuration is never read, and ``report.student_sizes`` filled
     with the parameter count of the primary student and of each variant where it is not given and
-    the student is code-built (``tokenizer``: the run's tokenizer, giving the vocabulary size)."""
+    the student is code-built (``edit.plan.student_plan``'s count, from the ``student`` section)."""
     from edit.params import with_student_variant
+    from edit.plan import student_plan
 
     names = list(params.get("grid_students") or [])
     cfg = dict(params.get("report") or {})
@@ -1202,11 +1189,10 @@ def with_grid_students(params: dict, students_dir, tokenizer=None) -> dict:
     runs = [f"{m}-{s}" for m in params.get("grid_student_methods") or [] for s in params.get("grid_seeds") or []]
     others.update({name: {"dir": str(Path(students_dir) / name), "runs": runs} for name in names})
     sizes = dict(cfg.get("student_sizes") or {})
-    if tokenizer is not None:
-        students = {primary: params["student"], **{n: with_student_variant(params, n)["student"] for n in names}}
-        for name, student in students.items():
-            if name not in sizes and student.get("kind", "tiny_llama") == "tiny_llama":
-                sizes[name] = student_parameter_count(student, tokenizer)
+    students = {primary: params["student"], **{n: with_student_variant(params, n)["student"] for n in names}}
+    for name, student in students.items():
+        if name not in sizes and student.get("kind", "tiny_llama") == "tiny_llama":
+            sizes[name] = int(student_plan(student)["n_params"])
     return deep_merge(params, {"report": {"other_students": others, "student_sizes": sizes}})
 
 

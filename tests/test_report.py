@@ -469,30 +469,28 @@ def test_switched_off_suites_are_not_columns(tmp_path):
     assert table["AVG"].notna().all() and "table1" in out["tables"]
 
 
-def test_student_parameter_count_and_grid_students(tmp_path):
-    """Parameter counts come from the code-built student (meta device, tied embeddings once), and
-    with_grid_students adds every grid student's runs and size to the report section."""
+def test_student_sizes_and_grid_students(tmp_path):
+    """The code-built student's parameter count (edit.plan.student_plan, the number the size figure
+    shows) equals that of the model it builds (tied embeddings once), and with_grid_students adds
+    every grid student's runs and size to the report section."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from edit.params import load_params
-    from edit.report import student_parameter_count, with_grid_students
-    from edit.student import train_tokenizer
+    from edit.plan import student_plan
+    from edit.report import with_grid_students
     from conftest import ROOT
 
-    tok = train_tokenizer(["a b c d e f g h", "the answer is (A)"] * 20, vocab_size=120)
-    student = {"kind": "tiny_llama", "hidden_size": 16, "intermediate_size": 32, "num_layers": 2,
-               "num_heads": 2, "max_length": 64}
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                         max_position_embeddings=64, tie_word_embeddings=True))
-    assert student_parameter_count(student, tok) == sum(p.numel() for p in model.parameters())
-    assert student_parameter_count({**student, "hidden_size": 32}, tok) > student_parameter_count(student, tok)
-    with pytest.raises(ValueError, match="code-built student only"):
-        student_parameter_count({"kind": "pretrained", "path": "x"}, tok)
+    for h, i, layers, tied in ((16, 32, 2, True), (48, 144, 2, True), (96, 288, 3, True), (16, 32, 2, False)):
+        student = {"kind": "tiny_llama", "vocab_size": 120, "hidden_size": h, "intermediate_size": i,
+                   "num_layers": layers, "num_heads": 2, "max_length": 64, "tie_embeddings": tied}
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=120, hidden_size=h, intermediate_size=i,
+                                             num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                                             max_position_embeddings=64, tie_word_embeddings=tied))
+        assert student_plan(student)["n_params"] == sum(p.numel() for p in model.parameters())
 
     p = load_params(ROOT / "params.yaml", profile="default")
     p["report"] = {**p["report"], "student_sizes": {"large": 123}}
-    out = with_grid_students(p, tmp_path / "students", tok)
+    out = with_grid_students(p, tmp_path / "students")
     runs = [f"{m}-{s}" for m in p["grid_student_methods"] for s in p["grid_seeds"]]
     assert out["report"]["other_students"] == {s: {"dir": str(tmp_path / "students" / s), "runs": runs}
                                                for s in p["grid_students"]}
