@@ -1170,6 +1170,11 @@ def plot_placeholder(path, text: str) -> Path:
 # ---------------------------------------------------------------- students of several sizes
 
 
+def primary_student(params: dict) -> str:
+    """The name of the run's own student in tables and figures: ``report.student``, else the profile."""
+    return str((params.get("report") or {}).get("student") or params.get("profile", "default"))
+
+
 def with_grid_students(params: dict, students_dir) -> dict:
     """``params`` with the grid's student variants (``grid_students``; their runs, ``grid_student_methods``
     x ``grid_seeds``, under ``students_dir/<name>``) added to ``report.other_students``, so a folder
@@ -1181,7 +1186,7 @@ def with_grid_students(params: dict, students_dir) -> dict:
 
     names = list(params.get("grid_students") or [])
     cfg = dict(params.get("report") or {})
-    primary = str(cfg.get("student") or params.get("profile", "default"))
+    primary = primary_student(params)
     if primary in names:
         raise ValueError(f"grid_students: {primary!r} is also the primary student's name (report.student or the "
                          f"profile): the tables could not tell their results apart; rename the variant")
@@ -1216,7 +1221,7 @@ def make_report(params: dict, results_dir="results", tables_dir="reports/tables"
     cfg = report_config(params)
     suites = [name for name, spec in params["eval"]["suites"].items() if spec is not None]  # null: switched off
     labels = cfg["labels"]
-    primary = str(cfg["student"] or params.get("profile", "default"))
+    primary = primary_student(params)
     runs = list(runs) if runs is not None else [f"{m}-{s}" for m in params["methods"] for s in params["seeds"]]
     acc = [load_accuracy(results_dir, runs, student=primary)]
     items, missing = load_item_correctness(results_dir, runs, student=primary)
