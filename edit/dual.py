@@ -25,7 +25,6 @@ text they sit beside, known only for the oracle teacher):
 """
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -33,20 +32,8 @@ from dataclasses import dataclass, field
 
 from edit import tasks
 from edit.io import DataError
-from edit.records import Question, TeacherCoT
+from edit.records import Question, TeacherCoT, stable_seed
 from edit.teacher import Teacher
-
-PAIR_TYPES = ("D+dual", "D-dual")
-SFT_SOURCES = ("D+", "D-+")
-SFT_FIELDS = ("id", "task", "question", "gold", "response", "source")
-PAIR_FIELDS = ("id", "task", "question", "gold", "pair_type", "chosen", "rejected")
-
-
-def stable_seed(*parts) -> int:
-    """A 63-bit seed from any printable parts, the same on every machine and Python run."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
 
 def make_questions(
     task_difficulty: dict[str, dict], n_per_task: int, split: str, seed: int, exclude: set[str] = frozenset()

@@ -36,7 +36,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from edit.dual import PAIR_TYPES, stable_seed
+from edit.records import PAIR_TYPES, stable_seed
 from edit.formats import CORRECT_SOURCES, WRONG_SOURCES, Format, get_format
 
 LOSSES = ("sft", "krsl", "dpo")

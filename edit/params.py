@@ -53,6 +53,11 @@ def setup_runtime(params: dict, seed: int | None = None) -> None:
         set_seed(seed)
 
 
+def primary_student(params: dict) -> str:
+    """The name of the run's own student in tables and figures: ``report.student``, else the profile."""
+    return str((params.get("report") or {}).get("student") or params.get("profile", "default"))
+
+
 def data_mirror(params: dict, root: str | Path = ".") -> Path | None:
     """The offline mirror of the public benchmarks (``runtime.data_mirror``, or the
     EDIT_DATA_MIRROR environment variable), or None if it is not there."""

@@ -1,10 +1,23 @@
 """Plain records passed between stages. Every JSONL file of the pipeline is a list of these as dicts."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 
 #: The sentence every teacher CoT and every student response ends with.
 ANSWER_PHRASE = "Therefore, the answer is"
+
+#: Dual-CoT record schemas (written by :mod:`edit.dual`, read by every later stage).
+PAIR_TYPES = ("D+dual", "D-dual")
+SFT_SOURCES = ("D+", "D-+")
+SFT_FIELDS = ("id", "task", "question", "gold", "response", "source")
+PAIR_FIELDS = ("id", "task", "question", "gold", "pair_type", "chosen", "rejected")
+
+
+def stable_seed(*parts) -> int:
+    """A 63-bit seed from any printable parts, the same on every machine and Python run."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from edit.io import read_jsonl
-from edit.params import deep_merge
+from edit.params import deep_merge, primary_student
 
 #: The paper's result columns (``/work/shared/paper/edit_acl2025_results.csv``).
 PAPER_COLUMNS = ["BBH-test", "BB-sub", "AGIEval", "ARC-E", "ARC-C", "AVG"]
@@ -1168,11 +1168,6 @@ def plot_placeholder(path, text: str) -> Path:
 
 
 # ---------------------------------------------------------------- students of several sizes
-
-
-def primary_student(params: dict) -> str:
-    """The name of the run's own student in tables and figures: ``report.student``, else the profile."""
-    return str((params.get("report") or {}).get("student") or params.get("profile", "default"))
 
 
 def with_grid_students(params: dict, students_dir) -> dict:

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from edit.dual import stable_seed
+from edit.records import stable_seed
 from edit.llm.base import ChatBackend, ChatRequest, ChatResult
 
 _KNOWN = ("max_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed")

@@ -200,7 +200,7 @@ def pick_contrastive_examples(pairs: Iterable[dict], tasks: Iterable[str], k: in
     own is topped up with pairs of OTHER tasks drawn the same way; a run with no pairs at all gives
     empty lists (zero-shot CCP). Pairs whose right or wrong CoT is longer than ``max_chars``
     are not used. Records of another pair type are ignored."""
-    from edit.dual import stable_seed
+    from edit.records import stable_seed
 
     by_task: dict[str, list[ContrastiveExample]] = {}
     for p in pairs:
