@@ -78,6 +78,32 @@ def bbh_train_questions(train_items, tasks_wanted: list[str], n_val_per_task: in
     return train, val
 
 
+def question_splits(data: dict, bbh_train_items=None) -> dict[str, list[Question]]:
+    """The data stage's question splits from the ``data`` section of the params.
+
+    ``source: embedded``: ``train`` / ``val`` (the IND distribution ``data.ind``; validation is for
+    choosing hyper-parameters and checkpoints, never a test suite) and ``ind_test`` / ``ood_test``
+    (``data.ind`` / ``data.ood``); no split shares a question text with an earlier one.
+    ``source: bbh``: ``train`` / ``val`` from ``bbh_train_items`` (the benchmarks stage's BBH-train
+    part, :func:`bbh_train_questions`); BBH-test is an evaluation suite, not a split here."""
+    if data["source"] == "embedded":
+        train = make_questions(data["ind"], data["n_train_per_task"], "train", data["seed"])
+        val = make_questions(data["ind"], data["n_val_per_task"], "val", data["seed"], exclude={q.input for q in train})
+        seen = {q.input for q in train + val}
+        return {
+            "train": train,
+            "val": val,
+            "ind_test": make_questions(data["ind"], data["n_test_per_task"], "ind_test", data["seed"], exclude=seen),
+            "ood_test": make_questions(data["ood"], data["n_test_per_task"], "ood_test", data["seed"], exclude=seen),
+        }
+    if data["source"] == "bbh":
+        if bbh_train_items is None:
+            raise ValueError("data.source is 'bbh': the BBH-train items of the benchmarks stage are needed")
+        train, val = bbh_train_questions(bbh_train_items, data["bbh_tasks"], data["n_val_per_task"])
+        return {"train": train, "val": val}
+    raise ValueError(f"data.source must be 'embedded' or 'bbh', got {data['source']!r}")
+
+
 @dataclass
 class DualData:
     sft: list[dict] = field(default_factory=list)
