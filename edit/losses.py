@@ -7,7 +7,12 @@ multiplies the token's cross-entropy ``CE_t = -log p(label_t)``:
 * ``w = -beta``  on rejected key tokens -> minimising ``-beta * CE`` pushes their log-prob DOWN;
 * ``w = 0`` elsewhere (defaults alpha = 1.0, beta = 0.025; see ``edit.align.krsl_weights``).
 
-Chosen and rejected sequences are separate rows of one batch, so one forward pass serves both.
+Chosen and rejected sequences are separate rows of one batch, so one forward pass serves both:
+rows come in pairs ``[chosen_0, rejected_0, chosen_1, rejected_1, ...]`` (``B = 2P``), the order
+:class:`edit.training` collates them in. The loss is the paper's (and its reference code's): per pair
+``alpha * sum CE(chosen key tokens) / n_chosen  -  beta * sum CE(rejected key tokens) / n_rejected``
+with ``n`` the row's number of response tokens, averaged over the P pairs; that is the sum of the
+per-row terms divided by P (not the mean over the 2P rows, which would halve it).
 
 Indexing follows Hugging Face labels: ``labels[b, t]`` and ``weights[b, t]`` refer to the token AT
 position t; the functions shift internally so that ``logits[:, t - 1]`` predicts ``labels[:, t]``.
@@ -86,13 +91,16 @@ def weighted_positions(labels: torch.Tensor, weights: torch.Tensor) -> WeightedP
 def krsl_loss_at(logits_at: torch.Tensor, pos: WeightedPositions, nll_cap: float | None = None) -> torch.Tensor:
     """KRSL from the logits at ``pos`` only (``logits_at[i]`` = the logits at position i of
     :func:`weighted_positions`, shape [K, V]); see :func:`krsl_loss` for the definition."""
+    if pos.batch % 2:
+        raise ValueError(f"KRSL rows come in (chosen, rejected) pairs: got an odd number of rows ({pos.batch})")
     if pos.rows.numel() == 0:  # nothing weighted (or an empty batch): a zero that keeps the graph
         return logits_at.sum() * 0.0
     ce = F.cross_entropy(logits_at.float(), pos.targets, reduction="none")
-    if nll_cap is not None:
-        ce = torch.where(pos.weights < 0, torch.clamp(ce, max=float(nll_cap)), ce)
-    per_row = torch.zeros(pos.batch, dtype=torch.float32, device=logits_at.device).index_add(0, pos.rows, pos.weights * ce)
-    return (per_row / pos.n.clamp(min=1).to(torch.float32)).mean()
+    weights = pos.weights
+    if nll_cap is not None:  # a rejected token already at or above the cap is left alone: weight 0
+        weights = torch.where((weights < 0) & (ce.detach() >= float(nll_cap)), torch.zeros_like(weights), weights)
+    per_row = torch.zeros(pos.batch, dtype=torch.float32, device=logits_at.device).index_add(0, pos.rows, weights * ce)
+    return (per_row / pos.n.clamp(min=1).to(torch.float32)).sum() / (pos.batch // 2)
 
 
 def krsl_loss(
@@ -101,19 +109,22 @@ def krsl_loss(
     weights: torch.Tensor,
     nll_cap: float | None = None,
 ) -> torch.Tensor:
-    """Weighted token cross-entropy, normalised per row, averaged over rows (scalar, float32).
+    """Weighted token cross-entropy, normalised per row, summed per pair, averaged over pairs
+    (scalar, float32).
 
-    Per row b: ``sum_t w[b,t] * CE[b,t] / n_b`` with ``n_b`` the number of scored response tokens
+    Rows are (chosen, rejected) pairs, ``B = 2P`` (an odd B is an error). Per row b:
+    ``sum_t w[b,t] * CE[b,t] / n_b`` with ``n_b`` the number of scored response tokens
     (``labels[b, 1:] != -100``); a row with ``n_b == 0`` (e.g. truncation removed the whole
-    response) contributes exactly 0, never NaN.  The loss is the mean over all B rows.
+    response) contributes exactly 0, never NaN.  The loss is the sum over all B rows divided by P,
+    i.e. the mean over pairs of (chosen term + rejected term), as in the paper.
 
     ``weights`` is indexed like ``labels`` (unshifted).  Weights at positions with label -100 are
     ignored (masked out), as is ``weights[:, 0]``.
 
-    ``nll_cap``: for tokens with NEGATIVE weight (rejected key tokens) the term uses
-    ``min(CE_t, nll_cap)``, with ``CE_t`` computed from the logits that predict the token
-    (position t - 1); once a rejected token's NLL exceeds the cap its gradient is zero, so the
-    push-down stops instead of diverging.  Positive-weight terms are never capped.
+    ``nll_cap``: a token with NEGATIVE weight (a rejected key token) whose ``CE_t`` (from the logits
+    that predict it, position t - 1) is at or above the cap gets weight 0: it adds nothing to the
+    value and nothing to the gradient, so the push-down stops instead of diverging. Positive-weight
+    terms are never capped.
 
     CE is computed in float32 whatever the dtype of ``logits`` (e.g. bf16).
     """

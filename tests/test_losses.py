@@ -32,7 +32,8 @@ def _tiny_batch():
     return logits, labels, weights
 
 
-def test_hand_computed_value_with_per_row_normalisation():
+def test_hand_computed_value_with_the_papers_normalisation():
+    # one pair: row 0 is the chosen CoT, row 1 the rejected one
     logits, labels, weights = _tiny_batch()
     # row 0: label 0 under logits[0,0] -> CE ln2 ; label 1 under logits[0,1] -> CE ln3 ; 2 tokens
     row0 = (1.0 * LN2 + 1.0 * LN3) / 2
@@ -40,7 +41,23 @@ def test_hand_computed_value_with_per_row_normalisation():
     row1 = (-0.025 * LN2 + 0.0 * LN4) / 2
     loss = krsl_loss(logits, labels, weights)
     assert loss.dtype == torch.float32 and loss.dim() == 0
-    assert loss.item() == pytest.approx((row0 + row1) / 2, abs=1e-6)
+    # the paper: alpha * key CE / n_chosen - beta * key CE / n_rejected for the pair (NOT halved)
+    assert loss.item() == pytest.approx(row0 + row1, abs=1e-6)
+    assert loss.item() == pytest.approx((LN2 + LN3) / 2 - 0.025 * LN2 / 2, abs=1e-6)
+
+
+def test_two_pairs_are_averaged_over_pairs():
+    # pair 0 = the tiny batch, pair 1 = the same pair with the rows' weights doubled
+    logits, labels, weights = _tiny_batch()
+    pair0 = (LN2 + LN3) / 2 - 0.025 * LN2 / 2
+    loss = krsl_loss(torch.cat([logits, logits]), torch.cat([labels, labels]), torch.cat([weights, 2 * weights]))
+    assert loss.item() == pytest.approx((pair0 + 2 * pair0) / 2, abs=1e-6)
+
+
+def test_odd_number_of_rows_is_an_error():
+    logits, labels, weights = _tiny_batch()
+    with pytest.raises(ValueError, match="pairs"):
+        krsl_loss(logits[:1], labels[:1], weights[:1])
 
 
 def test_normalisation_is_per_row_not_per_batch():
@@ -49,7 +66,7 @@ def test_normalisation_is_per_row_not_per_batch():
     labels[1, 2] = IGN  # row 1 now has 1 response token, row 0 still 2
     row0 = (LN2 + LN3) / 2
     row1 = (-0.025 * LN2) / 1
-    assert krsl_loss(logits, labels, weights).item() == pytest.approx((row0 + row1) / 2, abs=1e-6)
+    assert krsl_loss(logits, labels, weights).item() == pytest.approx(row0 + row1, abs=1e-6)
 
 
 def test_token_log_probs_hand_computed():
@@ -69,7 +86,7 @@ def test_weights_at_ignored_positions_are_ignored():
     labels2 = labels.clone()
     labels2[0, 2] = IGN  # now ignored: its weight must not count, nor the token in the row count
     noisy[0, 2] = -7.0
-    expected = ((1.0 * LN2) / 1 + (-0.025 * LN2) / 2) / 2
+    expected = (1.0 * LN2) / 1 + (-0.025 * LN2) / 2
     assert krsl_loss(logits, labels2, noisy).item() == pytest.approx(expected, abs=1e-6)
 
 
@@ -80,7 +97,7 @@ def test_row_without_response_tokens_is_finite_and_contributes_zero():
     labels[1] = IGN  # truncation left row 1 without a response
     loss = krsl_loss(logits, labels, weights)
     assert torch.isfinite(loss)
-    assert loss.item() == pytest.approx(((LN2 + LN3) / 2 + 0.0) / 2, abs=1e-6)
+    assert loss.item() == pytest.approx((LN2 + LN3) / 2 + 0.0, abs=1e-6)
     loss.backward()
     assert torch.isfinite(logits.grad).all()
     assert torch.count_nonzero(logits.grad[1]) == 0
@@ -109,20 +126,21 @@ def test_shape_mismatch_raises():
 
 
 def _cap_case():
-    # One row, label at t=1 and t=2.  Position 0 predicts label[1]=1 with a HIGH CE, position 1
-    # would give label 1 a LOW CE: a cap applied to the wrong position would be visible.
-    logits = torch.tensor([[[10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 0.0]]])
-    labels = torch.tensor([[IGN, 1, 2]])
-    weights = torch.tensor([[0.0, -1.0, 0.0]])
+    # One pair. Row 0 (chosen) has no weighted token. Row 1 (rejected): labels at t=1 and t=2.
+    # Position 0 predicts label[1]=1 with a HIGH CE, position 1 would give label 1 a LOW CE: a cap
+    # applied to the wrong position would be visible.
+    logits = torch.tensor([[[0.0, 0.0, 0.0]] * 3, [[10.0, 0.0, 0.0], [0.0, 10.0, 0.0], [0.0, 0.0, 0.0]]])
+    labels = torch.tensor([[IGN, 0, 0], [IGN, 1, 2]])
+    weights = torch.tensor([[0.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
     return logits, labels, weights
 
 
 def test_cap_uses_the_logits_that_predict_the_token():
     logits, labels, weights = _cap_case()
-    ce_t = -token_log_probs(logits, labels)[0, 1].item()  # from logits[0, 0]
+    ce_t = -token_log_probs(logits, labels)[1, 1].item()  # from logits[1, 0]
     assert ce_t == pytest.approx(10.0 + math.log(1 + 2 * math.exp(-10.0)), abs=1e-4)
-    # cap below the true CE (from position t-1) -> capped value
-    assert krsl_loss(logits, labels, weights, nll_cap=3.0).item() == pytest.approx(-1.0 * 3.0 / 2, abs=1e-6)
+    # cap below the true CE (from position t-1) -> the token's weight is 0: it adds nothing
+    assert krsl_loss(logits, labels, weights, nll_cap=3.0).item() == 0.0
     # cap above the true CE but above the wrong-position CE (~9e-5) -> no capping at all
     assert krsl_loss(logits, labels, weights, nll_cap=11.0).item() == pytest.approx(-ce_t / 2, abs=1e-5)
     assert krsl_loss(logits, labels, weights, nll_cap=None).item() == pytest.approx(-ce_t / 2, abs=1e-5)
@@ -135,13 +153,31 @@ def test_cap_stops_the_gradient_above_the_cap():
     assert torch.count_nonzero(x.grad) == 0
     y = logits.clone().requires_grad_(True)
     krsl_loss(y, labels, weights, nll_cap=11.0).backward()
-    assert y.grad[0, 0].abs().sum() > 0  # below the cap the push-down acts on position t-1
-    assert torch.count_nonzero(y.grad[0, 1:]) == 0
+    assert y.grad[1, 0].abs().sum() > 0  # below the cap the push-down acts on position t-1
+    assert torch.count_nonzero(y.grad[1, 1:]) == 0 and torch.count_nonzero(y.grad[0]) == 0
+
+
+def test_cap_gives_weight_zero_hand_computed():
+    # rejected row: three key tokens (w -0.5) with CE ln2, ln4 and ln3; a cap just under ln3 drops ln4 and ln3
+    # (at or above the cap) and keeps ln2. Chosen row: one key token (w 1) with CE ln2, 1 response token.
+    logits = torch.tensor([
+        [[LN2, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+        [[LN2, 0.0, 0.0], [0.0, 0.0, LN2], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+    ])
+    labels = torch.tensor([[IGN, 0, IGN, IGN], [IGN, 0, 0, 1]])
+    weights = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, -0.5, -0.5, -0.5]])
+    chosen = LN2 / 1
+    assert krsl_loss(logits, labels, weights).item() == pytest.approx(chosen - 0.5 * (LN2 + LN4 + LN3) / 3, abs=1e-6)
+    assert krsl_loss(logits, labels, weights, nll_cap=LN3 - 1e-3).item() == pytest.approx(chosen - 0.5 * LN2 / 3, abs=1e-6)
+    # a clamped constant would have given chosen - 0.5 * (ln2 + ln3 + ln3) / 3 instead
+    # a token exactly at the cap counts as at or above it: weight 0
+    at_cap = -token_log_probs(logits, labels)[1, 3].item()
+    assert krsl_loss(logits, labels, weights, nll_cap=at_cap).item() == pytest.approx(chosen - 0.5 * LN2 / 3, abs=1e-6)
 
 
 def test_cap_does_not_touch_positive_weights():
     logits, labels, _ = _cap_case()
-    weights = torch.tensor([[0.0, 1.0, 0.0]])
+    weights = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     a = krsl_loss(logits, labels, weights, nll_cap=0.5)
     b = krsl_loss(logits, labels, weights)
     assert a.item() == pytest.approx(b.item()) and a.item() > 4.0
