@@ -4,7 +4,7 @@ a rerun that computes the same results writes the same bytes (and `git status` s
 
 Dropped from the executed copy: papermill's and Jupyter's timestamps and durations, widget state,
 progress bars (tqdm widgets, the Trainer's notebook progress table, which hold timings and random
-widget ids) and the stderr stream (warnings and progress logs: where they mention a machine path or a
+widget ids), the random id of papermill's injected-parameters cell, and the stderr stream (warnings and progress logs: where they mention a machine path or a
 speed, they differ from machine to machine). Everything a cell prints to stdout or displays as a
 result (tables, figures, text) is kept.
 
@@ -43,6 +43,8 @@ def strip_volatile(nb: dict) -> dict:
         meta.get("papermill", {}).pop(key, None)
     for cell in nb.get("cells", []):
         cmeta = cell.get("metadata", {})
+        if "injected-parameters" in cmeta.get("tags", []):  # papermill gives it a random id
+            cell["id"] = "injected-parameters"
         cmeta.pop("execution", None)
         for key in VOLATILE_TIMES:
             cmeta.get("papermill", {}).pop(key, None)
