@@ -122,14 +122,6 @@ class LLMTeacher(Teacher):
         return [self._cot(kind, q, r, n) for q, (r, n) in zip(questions, got)]
 
     # ------------------------------------------------------------------ batch calls
-    def planned_requests(self, questions: list[Question]) -> list[ChatRequest]:
-        """The calls a dual-CoT stage over ``questions`` will make, for a dry run's cost estimate:
-        every question gets one CEP call and then exactly one of AHP (its CoT was wrong) or CCP (it
-        was right); both follow from CEP's replies, so the second call is priced as the question's
-        AHP prompt (CCP prompts are longer by their exemplar pairs). Resamples are not counted."""
-        return ([self.request("cep", self.prompts.cep_messages(q)) for q in questions]
-                + [self.request("ahp", self.prompts.ahp_messages(q)) for q in questions])
-
     def generate_cots(self, questions: list[Question], progress: bool = False) -> list[TeacherCoT]:
         return self._run("cep", questions, [self.prompts.cep_messages(q) for q in questions], progress)
 
