@@ -90,7 +90,7 @@ def _corrupt(cot: str, rng: random.Random) -> str:
 def _oracle_texts(n: int, seed: int) -> list[dict]:
     """``n`` dual pairs of the embedded task world at BBH's difficulty, from the oracle teacher."""
     from edit import dual
-    from edit.teacher import make_teacher
+    from edit.teachers import make_teacher
 
     tasks = {"boolean_expressions": {}, "navigate": {}, "web_of_lies": {},
              "tracking_shuffled_objects_five_objects": {}, "multistep_arithmetic_two": {}}

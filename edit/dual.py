@@ -28,12 +28,15 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-
+from pathlib import Path
 
 from edit import tasks
-from edit.io import DataError
-from edit.records import Question, TeacherCoT, stable_seed
+from edit.benchmarks import answer_type
+from edit.io import DataError, read_jsonl
+from edit.records import PAIR_FIELDS, Question, TeacherCoT, stable_seed
+from edit.scoring import score
 from edit.teacher import Teacher
+
 
 def make_questions(
     task_difficulty: dict[str, dict], n_per_task: int, split: str, seed: int, exclude: set[str] = frozenset()
@@ -112,16 +115,8 @@ class DualData:
     summary: dict = field(default_factory=dict)
 
 
-def _answer_type(task: str) -> str:
-    from edit.benchmarks import answer_type
-
-    return answer_type(task)
-
-
 def _is_correct(cot: TeacherCoT, q: Question) -> bool:
-    from edit.scoring import score
-
-    return score(cot.text, q.target, _answer_type(q.task))["correct"]
+    return score(cot.text, q.target, answer_type(q.task))["correct"]
 
 
 def _failed(cot: TeacherCoT) -> bool:
@@ -129,8 +124,44 @@ def _failed(cot: TeacherCoT) -> bool:
     return bool((cot.meta or {}).get("error"))
 
 
+def blank(text) -> bool:
+    """``text`` is no CoT to learn from: not a string, empty, or only whitespace."""
+    return not isinstance(text, str) or not text.strip()
+
+
+def pair_defect(pair: dict) -> str | None:
+    """Why a dual pair record cannot be trained on or marked (its chosen or rejected CoT is
+    :func:`blank`: aligned against nothing, every token of the other side would be a key step),
+    or None when it can."""
+    for side in ("chosen", "rejected"):
+        if blank(pair.get(side)):
+            return f"its {side} CoT is empty or only whitespace"
+    return None
+
+
+def read_pairs(path: str | Path) -> list[dict]:
+    """The dual pairs of a ``cots/pairs.jsonl`` file, for key-step marking and training: every
+    record must have :data:`~edit.records.PAIR_FIELDS`, and a record with a :func:`pair_defect`
+    is a DataError naming the file, the record's number and its id (:func:`build_dual_cots`
+    never writes one; such a file was edited or made elsewhere, and dropping the pair silently
+    would change the training data)."""
+    out = []
+    for n, rec in enumerate(read_jsonl(path, required=PAIR_FIELDS), 1):
+        why = pair_defect(rec)
+        if why:
+            raise DataError(f"{path}: record {n} (id {rec['id']}, {rec['pair_type']}): {why}; "
+                            "this pair cannot be aligned (remake the data stage's pairs)")
+        out.append(rec)
+    return out
+
+
+def _rectified(cot: TeacherCoT, q: Question) -> bool:
+    """An AHP reply that can be paired: not failed, not blank, and reaching the gold answer."""
+    return not _failed(cot) and not blank(cot.text) and _is_correct(cot, q)
+
+
 def _cot_record(q: Question, cot: TeacherCoT, source: str) -> dict:
-    if not cot.text or not cot.text.strip():
+    if blank(cot.text):  # never reached: build_dual_cots counts blank CoTs before writing records
         raise DataError(f"question {q.id}: the teacher returned an empty CoT ({source})")
     return {
         "id": q.id,
@@ -183,11 +214,13 @@ def build_dual_cots(questions: list[Question], teacher: Teacher, progress: bool 
 
     Records are written in question order, each question's records together (D+ then its D+-, or
     D- then its D-+). Failed rectifications and corruptions are counted, never paired. A CEP call
-    that failed (``meta["error"]``) or whose reply has no extractable answer skips the question
-    (``cep_error`` / ``cep_no_answer``); failed AHP/CCP calls and replies without an answer count
-    as ``ahp_failed`` / ``ccp_failed`` and, in detail, as ``{ahp,ccp}_error`` /
-    ``{ahp,ccp}_no_answer`` (``ccp_same_answer``: the corruption kept the gold answer). Counters
-    appear only once they are non-zero.
+    that failed (``meta["error"]``), whose reply has no extractable answer, or whose CoT is
+    :func:`blank` skips the question (``cep_error`` / ``cep_no_answer`` / ``cep_empty``); failed
+    AHP/CCP calls, replies without an answer and blank CoTs count as ``ahp_failed`` /
+    ``ccp_failed`` and, in detail, as ``{ahp,ccp}_error`` / ``{ahp,ccp}_no_answer`` /
+    ``{ahp,ccp}_empty`` (``ccp_same_answer``: the corruption kept the gold answer). So no record
+    and no pair has a blank CoT (a pair with one would mark every token of its other side as a
+    key step). Counters appear only once they are non-zero.
 
     ``summary``: ``per_task`` and ``total`` counts, ``rates`` per task and in total
     (``cep_accuracy`` = D+ / (D+ + D-), ``ahp_success_rate`` = rectified to the gold / D-,
@@ -210,6 +243,8 @@ def build_dual_cots(questions: list[Question], teacher: Teacher, progress: bool 
             c["cep_error"] += 1
         elif first.answer is None:
             c["cep_no_answer"] += 1
+        elif blank(first.text):
+            c["cep_empty"] += 1
         elif _is_correct(first, q):
             plus.append(i)
         else:
@@ -219,7 +254,7 @@ def build_dual_cots(questions: list[Question], teacher: Teacher, progress: bool 
     rect_of = dict(zip(minus, rectified))
     teacher.use_contrastive_examples([
         _pair_record(questions[i], "D-dual", rect_of[i], firsts[i], teacher.name)
-        for i in minus if not _failed(rect_of[i]) and _is_correct(rect_of[i], questions[i])
+        for i in minus if _rectified(rect_of[i], questions[i])
     ])
     corrupted = teacher.corrupt_many([(questions[i], firsts[i]) for i in plus], progress=progress)
     corr_of = dict(zip(plus, corrupted))
@@ -231,7 +266,7 @@ def build_dual_cots(questions: list[Question], teacher: Teacher, progress: bool 
             c["harmless_mistakes"] += int(first.harmless)
             data.sft.append(_cot_record(q, first, "D+"))
             bad = corr_of[i]
-            if not _failed(bad) and bad.answer is not None and not _is_correct(bad, q):
+            if not _failed(bad) and bad.answer is not None and not blank(bad.text) and not _is_correct(bad, q):
                 c["ccp_success"] += 1
                 data.wrong.append(_cot_record(q, bad, "D+-"))
                 data.pairs.append(_pair_record(q, "D+dual", first, bad, teacher.name))
@@ -241,13 +276,15 @@ def build_dual_cots(questions: list[Question], teacher: Teacher, progress: bool 
                     c["ccp_error"] += 1
                 elif bad.answer is None:
                     c["ccp_no_answer"] += 1
+                elif blank(bad.text):
+                    c["ccp_empty"] += 1
                 else:
                     c["ccp_same_answer"] += 1
         elif i in rect_of:
             c["D-"] += 1
             data.wrong.append(_cot_record(q, first, "D-"))
             good = rect_of[i]
-            if not _failed(good) and _is_correct(good, q):
+            if _rectified(good, q):
                 c["ahp_success"] += 1
                 data.sft.append(_cot_record(q, good, "D-+"))
                 data.pairs.append(_pair_record(q, "D-dual", good, first, teacher.name))
@@ -257,6 +294,8 @@ def build_dual_cots(questions: list[Question], teacher: Teacher, progress: bool 
                     c["ahp_error"] += 1
                 elif good.answer is None:
                     c["ahp_no_answer"] += 1
+                elif blank(good.text):
+                    c["ahp_empty"] += 1
     per_task = {task: {k: v for k, v in sorted(c.items()) if v or k in _ALWAYS} for task, c in sorted(counts.items())}
     total = Counter()
     for c in counts.values():

@@ -211,7 +211,8 @@ def train_one(params: dict, method: str, seed: int, data_dir: str | Path = "data
     (:func:`edit.methods.shared_prefix`; ties: the first listed) lends its saved model of this seed
     (``<models_dir>/<name>-<seed>``, its summary under ``reuse_results_dir``, default
     ``results_dir``) for the shared steps (see ``run_method``'s ``reuse``)."""
-    from edit.records import PAIR_FIELDS, SFT_FIELDS
+    from edit.dual import read_pairs
+    from edit.records import SFT_FIELDS
     from edit.io import read_json, read_jsonl, write_json
     from edit.keysteps import KEYSTEP_FIELDS
     from edit.methods import get_method, with_step_hp
@@ -238,7 +239,7 @@ def train_one(params: dict, method: str, seed: int, data_dir: str | Path = "data
     cots = list(read_jsonl(data / "cots" / "sft.jsonl", required=SFT_FIELDS))  # D+, D-+
     if (data / "cots" / "wrong.jsonl").exists():                              # D-, D+- (counterfactual formats)
         cots += list(read_jsonl(data / "cots" / "wrong.jsonl", required=SFT_FIELDS))
-    pairs = list(read_jsonl(data / "cots" / "pairs.jsonl", required=PAIR_FIELDS))
+    pairs = read_pairs(data / "cots" / "pairs.jsonl")  # a pair with a blank side is a DataError
     marked = list(read_jsonl(data / "keysteps" / "pairs.jsonl", required=KEYSTEP_FIELDS))
     needs_val = any((s.get("hp") or {}).get("select", params["train"].get(s["loss"], {}).get("select", "last")) != "last"
                     for s in spec.steps)

@@ -12,7 +12,6 @@ teacher's settings and the question, never on call order or global random state.
 from __future__ import annotations
 
 import json
-import re
 import os
 from pathlib import Path
 

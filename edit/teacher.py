@@ -1,19 +1,13 @@
 """The teacher interface. The oracle implements it; real LLM backends (OpenAI-compatible, local
 transformers) implement the same three calls, one per prompt of the paper, through
-:class:`edit.llm.teacher.LLMTeacher`."""
+:class:`edit.llm.teacher.LLMTeacher`. Which teacher a run uses: :func:`edit.teachers.make_teacher`."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from edit.records import Question, TeacherCoT
-
-#: Keys of the ``teacher`` params section used by LLM teachers only (never passed to the oracle).
-LLM_SETTINGS = ("prompt_source", "system_prompt", "sampling", "ccp_examples", "ccp_max_chars",
-                "max_resamples", "temperature_step", "max_temperature", "cache", "ledger", "openai", "hf", "judge")
-BACKENDS = ("oracle", "openai", "hf")
 
 
 class Teacher(ABC):
@@ -60,45 +54,3 @@ class Teacher(ABC):
         (before any CCP call), for teachers whose CCP prompt shows (right, wrong) exemplars.
         Default: ignored."""
 
-
-def make_teacher(section: dict, mirror: str | Path | None = None) -> Teacher:
-    """The teacher named by the ``teacher`` params section's ``backend``.
-
-    ``oracle``: :class:`edit.oracle.OracleTeacher` with the section's other keys (LLM-only keys,
-    ``LLM_SETTINGS``, are left out). ``openai`` / ``hf``: :class:`edit.llm.teacher.LLMTeacher`
-    over ``edit.llm.openai_backend.OpenAIBackend(**section["openai"])`` or
-    :meth:`edit.llm.hf_backend.HFBackend.from_settings` (``section["hf"]``), wrapped in
-    ``edit.llm.cache.CachedBackend(backend, **settings)`` when a ``cache`` section is given and
-    its ``enabled`` is not false (``settings`` = the section less ``enabled``); ``mirror`` (default :func:`edit.oracle.default_mirror`) holds the prompt files.
-    """
-    backend = section.get("backend", "oracle")
-    if backend == "oracle":
-        from edit.oracle import OracleTeacher
-
-        settings = {k: v for k, v in section.items() if k != "backend" and k not in LLM_SETTINGS}
-        return OracleTeacher(**settings)
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown teacher backend {backend!r}; available: {', '.join(BACKENDS)}")
-    from edit.llm.teacher import LLMTeacher
-
-    if backend == "openai":
-        from edit.llm.openai_backend import OpenAIBackend
-
-        chat = OpenAIBackend(**dict(section.get("openai") or {}))
-    else:
-        from edit.llm.hf_backend import HFBackend
-
-        hf = dict(section.get("hf") or {})
-        if "seed" not in hf and "seed" in section:
-            hf["seed"] = section["seed"]
-        chat = HFBackend.from_settings(hf)
-    cache = section.get("cache")
-    if cache and cache.get("enabled", True):
-        from edit.llm.cache import CachedBackend
-
-        chat = CachedBackend(chat, **{k: v for k, v in cache.items() if k != "enabled"})
-    if mirror is None:
-        from edit.oracle import default_mirror
-
-        mirror = default_mirror()
-    return LLMTeacher.from_settings(chat, section, mirror)

@@ -1,14 +1,17 @@
 """Dual-CoT construction with a scripted teacher: what is paired, what is counted, what is refused."""
 import pytest
 
-from edit.dual import build_dual_cots, make_questions
+from edit.dual import build_dual_cots, make_questions, pair_defect, read_pairs
 from edit.io import DataError, read_jsonl, write_jsonl
 from edit.records import Question, TeacherCoT
-from edit.teacher import Teacher, make_teacher
+from edit.teacher import Teacher
+from edit.teachers import make_teacher
 
 
 class ScriptedTeacher(Teacher):
-    """First CoT answers ``first[qid]``; AHP answers ``rectified[qid]``; CCP answers ``corrupted[qid]``."""
+    """First CoT answers ``first[qid]``; AHP answers ``rectified[qid]``; CCP answers ``corrupted[qid]``.
+    The answers "EMPTY" and "BLANK" give a CoT whose text is empty / only whitespace (a teacher bug:
+    the answer is set all the same)."""
 
     name = "scripted"
 
@@ -17,7 +20,7 @@ class ScriptedTeacher(Teacher):
 
     @staticmethod
     def _cot(answer, mistake=None):
-        text = "" if answer == "EMPTY" else f"Some steps. Therefore, the answer is {answer}."
+        text = {"EMPTY": "", "BLANK": " \n\t "}.get(answer, f"Some steps. Therefore, the answer is {answer}.")
         return TeacherCoT(text=text, answer=answer, mistake_type=mistake, key_spans=[(0, 4)] if mistake else [])
 
     def generate_cot(self, q):
@@ -50,10 +53,41 @@ def test_pairs_and_failures_are_counted():
     assert d_minus["rejected_key_spans"] == [[0, 4]] and d_minus["mistake_type"] == "logical"
 
 
-def test_an_empty_cot_is_an_error_naming_the_question():
-    teacher = ScriptedTeacher({QS[0].id: "EMPTY"}, {QS[0].id: "True"}, {})
-    with pytest.raises(DataError, match=QS[0].id):
-        build_dual_cots(QS[:1], teacher, progress=False)
+def test_blank_cots_are_counted_and_never_paired():
+    """An empty or whitespace-only CoT is a counted skip at every prompt: the run goes on (an LLM
+    teacher's cached reply would fail every rerun the same way) and no record or pair carries it."""
+    qs = [Question(f"boolean_expressions/train/{i:05d}", "boolean_expressions", f"q{i}", "True") for i in range(6)]
+    teacher = ScriptedTeacher(
+        first={qs[0].id: "EMPTY", qs[1].id: "BLANK", qs[2].id: "True", qs[3].id: "False", qs[4].id: "True",
+               qs[5].id: "False"},
+        rectified={qs[3].id: "BLANK", qs[5].id: "True"},
+        corrupted={qs[2].id: "BLANK", qs[4].id: "False"},
+    )
+    data = build_dual_cots(qs, teacher, progress=False)
+    s = data.summary["total"]
+    assert s["cep_empty"] == 2 and s["D+"] == 2 and s["D-"] == 2
+    assert (s["ccp_failed"], s["ccp_empty"], s["ccp_success"]) == (1, 1, 1)
+    assert (s["ahp_failed"], s["ahp_empty"], s["ahp_success"]) == (1, 1, 1)
+    assert [(p["id"], p["pair_type"]) for p in data.pairs] == [(qs[4].id, "D+dual"), (qs[5].id, "D-dual")]
+    assert all(r["response"].strip() for r in data.sft + data.wrong)
+    assert all(pair_defect(p) is None for p in data.pairs)
+
+
+def test_read_pairs_refuses_a_pair_with_a_blank_side(tmp_path):
+    """Pairs are read for key steps and training through read_pairs: a blank side is a DataError
+    naming the file and the record (dropping it silently would change the training data)."""
+    good = {"id": "a", "task": "navigate", "question": "q", "gold": "No", "pair_type": "D+dual",
+            "chosen": "Right. Therefore, the answer is No.", "rejected": "Wrong. Therefore, the answer is Yes."}
+    path = tmp_path / "pairs.jsonl"
+    write_jsonl(path, [good, {**good, "id": "b", "pair_type": "D-dual"}])
+    assert read_pairs(path) == [good, {**good, "id": "b", "pair_type": "D-dual"}]
+    for side, value in (("chosen", ""), ("rejected", " \n "), ("rejected", None)):
+        write_jsonl(path, [good, {**good, "id": "b", side: value}])
+        with pytest.raises(DataError, match=rf"pairs.jsonl: record 2 \(id b, D\+dual\): its {side} CoT is empty"):
+            read_pairs(path)
+    write_jsonl(path, [{k: v for k, v in good.items() if k != "rejected"}])
+    with pytest.raises(DataError, match="missing field"):
+        read_pairs(path)
 
 
 def test_questions_are_distinct_seeded_and_exclude_training_texts():

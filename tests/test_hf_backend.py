@@ -15,7 +15,7 @@ from edit.llm.prompts import PromptBuilder
 from edit.llm.teacher import LLMTeacher
 from edit.records import Question
 from edit.student import build_student, save_student, train_tokenizer
-from edit.teacher import make_teacher
+from edit.teachers import make_teacher
 
 CORPUS = ["not ( True ) and ( True ) is", "Therefore, the answer is False.", "Let's think step by step.",
           "True or False and not True is True."] * 3

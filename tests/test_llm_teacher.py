@@ -11,7 +11,7 @@ from edit.llm.judge import apply_labels, judge_mistakes, judge_prompt, parse_lab
 from edit.llm.prompts import PromptBuilder
 from edit.llm.teacher import DEFAULT_SAMPLING, LLMTeacher, sampling_per_kind
 from edit.records import Question
-from edit.teacher import make_teacher
+from edit.teachers import make_teacher
 
 
 class FakeBackend(ChatBackend):

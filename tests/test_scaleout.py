@@ -50,7 +50,7 @@ def _build_data(out: Path) -> dict:
     from edit.formats import student_prompt
     from edit.io import write_jsonl
     from edit.student import train_tokenizer
-    from edit.teacher import make_teacher
+    from edit.teachers import make_teacher
 
     train = dual.make_questions(IND, 8, "train", 7)
     teacher = make_teacher({"backend": "oracle", "error_rate": 0.35, "rewrite_noise": 0.15, "seed": 0})

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from edit.records import stable_seed
 from edit.llm.base import ChatBackend, ChatRequest, ChatResult
+from edit.records import stable_seed
 
 _KNOWN = ("max_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed")
 
@@ -66,8 +67,6 @@ class HFBackend(ChatBackend):
     def load(cls, path: str | Path, gguf_file: str | None = None, dtype: str = "float32", device: str = "cpu",
              model_name: str | None = None, **kwargs) -> "HFBackend":
         """Load a model and tokenizer from a hub id, a folder, or ``path``/``gguf_file``."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             torch_dtype = getattr(torch, dtype)

@@ -44,9 +44,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
-from edit.records import ANSWER_PHRASE, Question, TeacherCoT
+from edit.records import ANSWER_PHRASE, Question, TeacherCoT, stable_seed
+from edit.scoring import extract_answer
 
 PROMPT_KINDS = ("cep", "ahp", "ccp")
 PROMPT_SOURCES = ("ours", "edit_files")
@@ -200,8 +201,6 @@ def pick_contrastive_examples(pairs: Iterable[dict], tasks: Iterable[str], k: in
     own is topped up with pairs of OTHER tasks drawn the same way; a run with no pairs at all gives
     empty lists (zero-shot CCP). Pairs whose right or wrong CoT is longer than ``max_chars``
     are not used. Records of another pair type are ignored."""
-    from edit.records import stable_seed
-
     by_task: dict[str, list[ContrastiveExample]] = {}
     for p in pairs:
         if p.get("pair_type", "D-dual") != "D-dual":
@@ -372,11 +371,7 @@ def parse_reply(reply: str | None, answer_type: str, kind: str = "cep", meta: di
     """A teacher reply as a :class:`TeacherCoT`: ``text`` = :func:`clean_reply`, ``answer`` =
     :func:`edit.scoring.extract_answer` with the task's answer type (None without an answer
     phrase or an unambiguous answer). ``meta`` gets the prompt kind, the raw reply and the notes."""
-    from edit.scoring import extract_answer
-
     text, notes = clean_reply(reply or "")
     answer = extract_answer(text, answer_type) if text else None
     return TeacherCoT(text=text, answer=answer, meta={**(meta or {}), "prompt": kind, "raw": reply, **notes})
 
-
-AnswerTypeOf = Callable[[str], str]

@@ -9,16 +9,16 @@ answer gives ``answer=None``: :func:`edit.dual.build_dual_cots` counts and skips
 
 A reply without the answer phrase is resampled at most ``max_resamples`` times with the
 bounded policy :func:`edit.llm.openai_backend.complete_with_answer` (higher temperature, new
-sample index; never an unbounded retry loop) when that module is available; with
-``max_resamples: 0`` each request is sent once.
+sample index; never an unbounded retry loop); with ``max_resamples: 0`` each request is sent once.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
-from edit import benchmarks
+from edit.benchmarks import answer_type
 from edit.llm.base import ChatBackend, ChatRequest, ChatResult
+from edit.llm.openai_backend import complete_with_answer
 from edit.llm.prompts import (
     PROMPT_KINDS,
     ContrastiveExample,
@@ -70,7 +70,7 @@ class LLMTeacher(Teacher):
         self.backend = backend
         self.prompts = prompts
         self.sampling = sampling_per_kind(sampling)
-        self.answer_type_of = answer_type_of or benchmarks.answer_type
+        self.answer_type_of = answer_type_of or answer_type
         self.ccp_examples = int(ccp_examples)
         self.ccp_max_chars = ccp_max_chars
         self.seed = int(seed)
@@ -100,8 +100,6 @@ class LLMTeacher(Teacher):
         if not requests:
             return []
         if self.max_resamples > 0:
-            from edit.llm.openai_backend import complete_with_answer
-
             kept = complete_with_answer(self.backend, requests, max_resamples=self.max_resamples,
                                         temperature_step=self.temperature_step,
                                         max_temperature=self.max_temperature, progress=progress)
@@ -124,14 +122,6 @@ class LLMTeacher(Teacher):
         return [self._cot(kind, q, r, n) for q, (r, n) in zip(questions, got)]
 
     # ------------------------------------------------------------------ batch calls
-    def planned_requests(self, questions: list[Question]) -> list[ChatRequest]:
-        """The calls a dual-CoT stage over ``questions`` will make, for a dry run's cost estimate:
-        every question gets one CEP call and then exactly one of AHP (its CoT was wrong) or CCP (it
-        was right); both follow from CEP's replies, so the second call is priced as the question's
-        AHP prompt (CCP prompts are longer by their exemplar pairs). Resamples are not counted."""
-        return ([self.request("cep", self.prompts.cep_messages(q)) for q in questions]
-                + [self.request("ahp", self.prompts.ahp_messages(q)) for q in questions])
-
     def generate_cots(self, questions: list[Question], progress: bool = False) -> list[TeacherCoT]:
         return self._run("cep", questions, [self.prompts.cep_messages(q) for q in questions], progress)
 
