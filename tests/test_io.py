@@ -16,7 +16,7 @@ def test_non_utf8_byte_names_file_and_line(tmp_path):
     p = tmp_path / "sft.jsonl"
     good = json.dumps({"id": "a", "response": "x" * 2500}) + "\n"
     p.write_bytes(good.encode() + b'{"id": "b", "response": "caf\xe9"}\n')
-    with pytest.raises(DataError, match=r"sft\.jsonl:2: not valid UTF-8 \(byte 0xe9 at column 31"):
+    with pytest.raises(DataError, match=r"sft\.jsonl:2: not valid UTF-8 \(byte 0xe9 at column 29"):
         list(read_jsonl(p))
     with pytest.raises(DataError, match=r"sft\.jsonl: not valid UTF-8"):
         read_json(p)
