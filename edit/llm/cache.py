@@ -27,6 +27,9 @@ API key is ever part of a record, a ledger or a log line.
 and dollars from a price table ``{model: {prompt_per_1m: x, completion_per_1m: y}}`` (dollars per
 million tokens). :func:`estimate_cost` and :func:`dry_run` say what a batch would cost before it
 is run.
+
+Just over 400 lines: the store, the cross-process lock, the ledger and the cost estimates are
+one contract (what was paid, once); the estimates could move out if it grows.
 """
 from __future__ import annotations
 

@@ -25,6 +25,10 @@ it is cut to length, so a cut cannot leave a piece of the key behind.
 :func:`complete_with_answer` is the caller-side policy for replies without the answer phrase:
 resample a bounded number of times at a higher temperature and a new sample index, else keep
 the first reply and flag it.
+
+Over 400 lines because the reply checks, the retry policy and the redaction share one contract
+(what is a fault, what is fatal, what may be written); the answer-phrase policy at the end could
+move to its own module (it is imported by edit/llm/teacher.py, H4's file).
 """
 from __future__ import annotations
 

@@ -44,6 +44,9 @@ requests handled at once (``max_in_flight``). ``POST /reset`` clears them.
 Run it as a process: ``python -m edit.llm.testing --port-file PATH [--latency 0.05]
 [--faults JSON] [--retry-after 0.2] [--hang 5]``; it writes its port to PATH when ready and
 serves until killed.
+
+Just over 400 lines: the fault catalogue, the in-process server and the server process are one
+test fixture; they change together.
 """
 from __future__ import annotations
 
