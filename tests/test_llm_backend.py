@@ -184,6 +184,8 @@ def test_default_sampling_enters_the_key_and_unknown_params_go_in_the_body():
     ('{"error": {"message": "overloaded"}}', "error object"),
     ('{"choices": []}', "no choices"),
     ('{"choices": [{"message": {"content": null}}]}', "not a string"),
+    ('{"choices": [{"message": {"content": ""}}]}', "empty content"),
+    ('{"choices": [{"message": {"content": " \\n"}, "finish_reason": "length"}]}', "empty content .finish_reason 'length'"),
 ])
 def test_parse_completion_rejects_unusable_replies(body, msg):
     with pytest.raises(MalformedReply, match=msg):
@@ -194,7 +196,7 @@ def test_parse_completion_reads_text_reason_and_usage():
     text, reason, usage = parse_completion(json.dumps({"choices": [{"message": {"content": "hi"}, "finish_reason": "length"}],
                                                        "usage": {"prompt_tokens": 5, "completion_tokens": 2}}))
     assert (text, reason, usage) == ("hi", "length", {"prompt_tokens": 5, "completion_tokens": 2})
-    assert parse_completion('{"choices": [{"message": {"content": ""}}]}')[2] == {"prompt_tokens": 0, "completion_tokens": 0}
+    assert parse_completion('{"choices": [{"message": {"content": "x"}}]}')[2] == {"prompt_tokens": 0, "completion_tokens": 0}
 
 
 # -- the answer-phrase policy ---------------------------------------------------------------------

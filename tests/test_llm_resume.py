@@ -6,6 +6,8 @@ What must hold, exactly:
   later one);
 - a call may be repeated only if it was in flight when a kill came (requested, but its record not
   on disk after the kill): per key, successful replies <= 1 + the number of kills it was in flight at;
+- the bound: per kill, at most CONCURRENCY calls that the server had ANSWERED are not on disk (paid
+  again by the resumed run); the test prints the largest number seen;
 - the final outputs equal those of an uninterrupted run.
 """
 from __future__ import annotations
@@ -85,10 +87,12 @@ def test_kill9_resume_never_repeats_a_persisted_call(tmp_path):
     thresholds = sorted(rng.sample(range(2, N_ITEMS - 8), 4))  # kill once this many records are on disk
     kills, segments = 0, 0
     in_flight_at_kill: Counter = Counter()
+    paid_again: list[int] = []
     with ServerProcess(tmp_path / "srv", latency_s=0.02, faults=FAULTS) as srv:
         while True:
             persisted_before = _persisted_keys(cache)
-            counts_before = Counter(srv.stats()["counts"])
+            stats_before = srv.stats()
+            counts_before, ok_before = Counter(stats_before["counts"]), Counter(stats_before["ok_counts"])
             proc = _start(script, srv, cache, out)
             segments += 1
             killed = False
@@ -103,7 +107,8 @@ def test_kill9_resume_never_repeats_a_persisted_call(tmp_path):
                     time.sleep(0.002)
             rc = proc.wait(timeout=120)
             time.sleep(0.3)  # let the server finish counting what the dead client had sent
-            counts_after = Counter(srv.stats()["counts"])
+            stats_after = srv.stats()
+            counts_after, ok_after = Counter(stats_after["counts"]), Counter(stats_after["ok_counts"])
             requested = {k for k in counts_after if counts_after[k] > counts_before[k]}
             # the exact guarantee: nothing persisted before this run was requested by it
             assert not (requested & persisted_before), f"run {segments} repeated persisted calls"
@@ -112,6 +117,8 @@ def test_kill9_resume_never_repeats_a_persisted_call(tmp_path):
                 kills += 1
                 lost = requested - _persisted_keys(cache)  # requested, reply not on disk: in flight
                 assert len(lost) <= CONCURRENCY
+                answered = {k for k in ok_after if ok_after[k] > ok_before[k]}
+                paid_again.append(len(answered & lost))  # answered by the server, lost by the kill
                 in_flight_at_kill.update(lost)
             else:
                 assert rc == 0
@@ -120,6 +127,8 @@ def test_kill9_resume_never_repeats_a_persisted_call(tmp_path):
         stats = srv.stats()
 
     assert kills == len(thresholds) >= 3
+    print(f"answered but lost per kill (paid again): {paid_again}; bound {CONCURRENCY}")
+    assert max(paid_again) <= CONCURRENCY
     final = json.loads(out.read_text())
     assert final == reference
     # per key: successful replies <= 1 + the kills at which that call was in flight

@@ -19,7 +19,7 @@ def test_the_key_is_used_but_written_nowhere(tmp_path, monkeypatch, caplog, capf
     sentinel = "sk-sentinel-" + pysecrets.token_hex(16)
     monkeypatch.setenv("OPENAI_API_KEY", sentinel)
     faults = [{"match": "q1 ", "attempts": ["500", "malformed"]},
-              {"match": "q2 ", "attempts": ["401_echo"]},          # a server that echoes the key
+              {"match": "q2 ", "attempts": ["500_echo:200"] * 5},  # a server that echoes the key
               {"match": "q3 ", "attempts": ["truncate"] * 5},
               {"match": "q4 ", "attempts": ["hang"] * 5}]
     reqs = [ChatRequest.make([{"role": "user", "content": f"q{i} question"}], tag="cep") for i in range(6)]
@@ -38,7 +38,7 @@ def test_the_key_is_used_but_written_nowhere(tmp_path, monkeypatch, caplog, capf
             seen = srv.stats()["auth_sha256_16"]
     # the key was really sent (the check below is not vacuous) ...
     assert hashlib.sha256(sentinel.encode()).hexdigest()[:16] in seen
-    assert "HTTP 401" in out[2].result.error and "***" in out[2].result.error
+    assert "HTTP 500" in out[2].result.error and "***" in out[2].result.error
     assert out[4].result.error and out[3].flagged
     # ... and appears in no file, log record or console output
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -54,7 +54,7 @@ def test_the_key_is_used_but_written_nowhere(tmp_path, monkeypatch, caplog, capf
 def test_scanner_finds_secrets_by_name_in_any_file(tmp_path, monkeypatch):
     secret = "sk-abcdefghijklmnop"
     (tmp_path / "a" / "b").mkdir(parents=True)
-    (tmp_path / "clean.txt").write_text("nothing here sk-abcdefghijklmno")  # one character short
+    (tmp_path / "clean.txt").write_text("nothing here sk-abcd efghijk lmnop")  # no 8 characters in a row
     (tmp_path / "a" / "b" / "nb.ipynb").write_text(json.dumps({"outputs": [f"key={secret}"]}))
     (tmp_path / "a" / "u16.txt").write_bytes(("x" + secret).encode("utf-16-le"))
     (tmp_path / ".git").mkdir()
@@ -95,3 +95,30 @@ def test_scanner_command_exit_codes(tmp_path, monkeypatch, capsys):
     assert sec.main([str(tmp_path), "--env", "EDIT_T_KEY"]) == 1
     out = capsys.readouterr().out
     assert "leak.log" in out and "sk-cli-secret-value" not in out
+
+
+def test_scanner_finds_any_8_character_piece_prefixes_included(tmp_path):
+    secret = "sk-proj-Zq4vT9xLmB2nR7kW"
+    for i, piece in enumerate([secret[:13], secret[:19], secret[5:13], secret[-8:], secret[9:17]]):
+        p = tmp_path / f"leak{i}.txt"
+        p.write_text(f"error: Incorrect API key provided: {piece}")
+        found = sec.scan_for_secrets(p, {"K": secret})
+        start = len("error: Incorrect API key provided: ")
+        assert len(found) == 1 and start <= found[0].offset <= start + len(piece) - 8, piece
+        assert sec.scan_text_for_secrets(p.read_text(), {"K": secret}) == ["K"]
+    # seven characters, or the public prefix alone, are not a leak
+    (tmp_path / "ok.txt").write_text(f"{secret[8:15]} and keys look like sk-proj-... {secret[10:17]}")
+    assert sec.scan_for_secrets(tmp_path / "ok.txt", {"K": secret}) == []
+    assert sec.public_prefix_len(secret) == 8 and sec.public_prefix_len("sk-test-not-a-secret") == 0
+
+
+def test_redact_removes_every_piece_before_a_cut():
+    secret = "sk-sentinel-" + "0123456789abcdef" * 2
+    for cut in range(len(secret) + 1):
+        text = f"Incorrect API key provided: {secret[:cut]}|{secret}|{secret[cut:]} end"
+        red = sec.redact(text, secret)
+        assert sec.scan_text_for_secrets(red, {"K": secret}) == [], cut
+        assert red.startswith("Incorrect API key provided: ") and red.endswith(" end")
+    assert sec.redact("no key here", secret) == "no key here"
+    assert sec.redact(f"a{secret}b", secret) == "a***b"
+    assert sec.redact("short", "abc") == "short"

@@ -10,6 +10,15 @@ are keyed by ``backend.normalize(request).key(backend.name, backend.model)``; a 
 (``error`` set) are recorded (they count in the ledger) but are never served as answers, so a
 rerun retries them.
 
+Several processes may share one cache file (two runs of the same teacher stage, a notebook and
+a pipeline run): a batch holds an exclusive file lock (``filelock``, on ``<cache>.lock``) from the
+moment it reads what other processes have appended (check) until its last result is appended, so
+each call is paid once whichever process asks first; the other process waits (with a warning
+saying so) and then serves those calls from the file. Within a process the batch's calls stay
+concurrent. A process killed with ``kill -9`` releases the lock (the OS drops it) and loses at most
+the ``concurrency`` calls it had in flight, which a rerun pays again (tests/test_llm_resume.py
+measures this). Appends are whole lines under the lock, so no line is ever interleaved.
+
 Record (one JSON object per line): ``v, key, backend, model, stage, tag, sample_index, messages,
 sampling, text, finish_reason, usage {prompt_tokens, completion_tokens}, error, attempts``. No
 API key is ever part of a record, a ledger or a log line.
@@ -18,6 +27,9 @@ API key is ever part of a record, a ledger or a log line.
 and dollars from a price table ``{model: {prompt_per_1m: x, completion_per_1m: y}}`` (dollars per
 million tokens). :func:`estimate_cost` and :func:`dry_run` say what a batch would cost before it
 is run.
+
+Just over 400 lines: the store, the cross-process lock, the ledger and the cost estimates are
+one contract (what was paid, once); the estimates could move out if it grows.
 """
 from __future__ import annotations
 
@@ -27,7 +39,12 @@ import math
 import os
 import threading
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from edit.io import write_text_atomic
 
 from .base import ChatBackend, ChatRequest, ChatResult
 
@@ -113,29 +130,54 @@ class CallStore:
         self.fsync = fsync
         self.skipped_lines: list[int] = []
         self._lock = threading.Lock()
+        self._offset = 0      # bytes read so far (always the end of a whole line)
+        self._lineno = 0      # lines read so far
 
     def load(self) -> list[dict]:
         """Every readable record in file order; unreadable lines (e.g. a torn last line) are skipped,
         their 1-based numbers kept in ``skipped_lines``."""
         self.skipped_lines = []
+        self._offset = self._lineno = 0
+        return self._read(final=True)
+
+    def read_new(self) -> list[dict]:
+        """The records appended (by any process) since the last :meth:`load` / :meth:`read_new`.
+        A last line without its newline is left for later (another process may be writing it)."""
+        return self._read(final=False)
+
+    def _read(self, final: bool) -> list[dict]:
         if not self.path.exists():
             return []
-        records = []
+        records, skipped = [], []
         with open(self.path, "rb") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    if not isinstance(rec, dict) or "key" not in rec:
-                        raise ValueError("not a call record")
-                except ValueError:
-                    self.skipped_lines.append(lineno)
-                    continue
-                records.append(rec)
-        if self.skipped_lines:
+            fh.seek(self._offset)
+            data = fh.read()
+        end = len(data) if final else data.rfind(b"\n") + 1
+        lines = data[:end].split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        whole = data[:end].count(b"\n")
+        for lineno, line in enumerate(lines, self._lineno + 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or "key" not in rec:
+                    raise ValueError("not a call record")
+            except ValueError:
+                skipped.append(lineno)
+                continue
+            records.append(rec)
+        # a torn last line (no newline) is reported now but read again later: the next append puts a
+        # newline after it, and a line still being written by another process becomes whole
+        last_whole = data[:end].rfind(b"\n") + 1
+        self._offset += last_whole
+        self._lineno += whole
+        skipped = [n for n in skipped if n not in self.skipped_lines]
+        if skipped:
+            self.skipped_lines.extend(skipped)
             log.warning("%s: skipped %d unreadable line(s) (torn write after a kill?): line(s) %s", self.path,
-                        len(self.skipped_lines), self.skipped_lines[:10])
+                        len(skipped), skipped[:10])
         return records
 
     def _open(self) -> int:
@@ -183,6 +225,7 @@ class CachedBackend(ChatBackend):
     def __init__(self, backend: ChatBackend, path: str | os.PathLike, price_table: dict | None = None,
                  fsync: bool = True):
         self.backend = backend
+        self.file_lock = FileLock(str(Path(path)) + ".lock")
         self.name = backend.name
         self.model = backend.model
         self.store = CallStore(path, fsync=fsync)
@@ -190,12 +233,34 @@ class CachedBackend(ChatBackend):
         self.all_time = Ledger(price_table)
         self._answers: dict[str, dict] = {}
         self._lock = threading.Lock()
-        for rec in self.store.load():
+        self._take(self.store.load())
+
+    def _take(self, records: list[dict]) -> None:
+        for rec in records:
             self.all_time.add_call(rec.get("stage") or "default", rec.get("model", self.model),
                                    ChatResult(text=rec.get("text"), usage=rec.get("usage") or {},
                                               error=rec.get("error")))
             if rec.get("error") is None and rec.get("text") is not None:
                 self._answers.setdefault(rec["key"], rec)
+
+    @contextmanager
+    def exclusive(self):
+        """Hold the cache's file lock (waiting, with a warning, while another process holds it) and
+        take in what other processes appended meanwhile."""
+        try:
+            self.file_lock.acquire(timeout=0)
+        except Timeout:
+            log.warning("%s: another process is using this cache; waiting for it (its answers will be "
+                        "served from the cache, not paid again)", self.path)
+            self.file_lock.acquire()
+        try:
+            self._take(self.store.read_new())
+            yield
+        finally:
+            try:
+                self.store.read_new()  # skip past this batch's own records: already counted
+            finally:
+                self.file_lock.release()
 
     @property
     def path(self) -> Path:
@@ -235,6 +300,10 @@ class CachedBackend(ChatBackend):
 
     def complete_each(self, requests: list[ChatRequest], on_result=None, progress: bool = True,
                       stage: str | None = None) -> list[ChatResult]:
+        with self.exclusive():
+            return self._complete_each(requests, on_result, progress, stage)
+
+    def _complete_each(self, requests, on_result, progress, stage) -> list[ChatResult]:
         norm = [self.normalize(r) for r in requests]
         keys = [r.key(self.name, self.model) for r in norm]
         stages = [stage or r.tag or "default" for r in norm]
@@ -288,11 +357,7 @@ class CachedBackend(ChatBackend):
     def write_ledger(self, path: str | os.PathLike) -> dict:
         """Write :meth:`ledger_summary` as JSON (atomically) and return it."""
         summary = self.ledger_summary()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return summary
 
 

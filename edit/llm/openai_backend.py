@@ -4,18 +4,31 @@
 (``AsyncOpenAI``) with bounded concurrency, and applies ITS OWN retry policy (the client's
 retries are off): a failed attempt is retried with exponential backoff and seeded jitter when it
 is a 429 (``Retry-After`` / ``retry-after-ms`` honoured), a 5xx, 408 or 409, a timeout, a
-connection error, or a reply that is not the expected JSON (malformed body, no
-``choices[0].message.content``). Other statuses (400, 401, 403, 404, 422) are not retried.
-After ``max_attempts`` the result carries ``error`` (recorded, never raised), so a batch always
-completes. ``complete()`` is synchronous and returns results in request order; it also works
+connection error, or a reply that is not a usable answer: not the expected JSON (malformed body,
+no ``choices[0].message.content``), EMPTY content, or an OVERSIZED reply (more than
+``MAX_CHARS_PER_TOKEN`` characters per token of the request's ``max_tokens``: no tokenizer makes
+that, so the reply is not what was asked for). 400 and 422 (a problem of this one request) are
+not retried. After ``max_attempts`` the result carries ``error`` (recorded, never raised, and
+never cached as an answer), so a batch of per-request faults always completes.
+
+401, 403 (the key is wrong or lacks the right) and 404 (wrong model or URL) are faults of the
+whole run, not of one request: they raise :class:`FatalAPIError` at once, naming the status, the
+URL and the model (never the key), which stops the batch and the stage; results already handled
+stay persisted. ``complete()`` is synchronous and returns results in request order; it also works
 inside a running event loop (Jupyter / papermill) by running its own loop in a worker thread.
 
 The API key is read from the environment variable named by ``api_key_env`` at call time; it is
-never stored on the object, logged, or written into results (error texts are scrubbed).
+never stored on the object, logged, or written into results: every text that comes from the
+server is redacted (:func:`edit.secrets.redact`: the key and any 8-character piece of it) BEFORE
+it is cut to length, so a cut cannot leave a piece of the key behind.
 
 :func:`complete_with_answer` is the caller-side policy for replies without the answer phrase:
 resample a bounded number of times at a higher temperature and a new sample index, else keep
 the first reply and flag it.
+
+Over 400 lines because the reply checks, the retry policy and the redaction share one contract
+(what is a fault, what is fatal, what may be written); the answer-phrase policy at the end could
+move to its own module (it is imported by edit/llm/teacher.py, H4's file).
 """
 from __future__ import annotations
 
@@ -33,6 +46,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from edit.records import ANSWER_PHRASE
+from edit.secrets import redact
 
 from .base import ChatBackend, ChatRequest, ChatResult
 
@@ -41,6 +55,10 @@ log = logging.getLogger(__name__)
 DUMMY_KEY = "sk-no-key-required"
 RESAMPLE_STRIDE = 1000  # resample r of sample i gets sample_index i + r * RESAMPLE_STRIDE
 # keys of the teacher's params section that configure the cache, the ledger or the answer policy
+# a reply longer than max_tokens * MAX_CHARS_PER_TOKEN characters is a fault: real tokenizers average
+# 3-5 characters per token on text and rarely pass 10 even on code or whitespace runs
+MAX_CHARS_PER_TOKEN = 32
+FATAL_STATUSES = (401, 403, 404)
 NOT_BACKEND_KEYS = ("backend", "cache", "ledger", "price", "max_resamples", "temperature_step",
                     "max_temperature", "expected_completion_tokens", "fsync")
 
@@ -53,24 +71,53 @@ class MissingAPIKey(RuntimeError):
     """The environment variable that should hold the API key is unset or empty."""
 
 
-def parse_completion(body: str) -> tuple[str, str | None, dict]:
+class FatalAPIError(RuntimeError):
+    """A status that no retry and no other request can fix (401, 403, 404): the run must stop.
+    The message names the status, the URL and the model, never the key."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def excerpt(text: str, n: int, secret: str = "") -> str:
+    """The first ``n`` characters of ``text`` with ``secret`` redacted first (a cut made before
+    redacting could leave a piece of the key that no longer matches the whole key)."""
+    text = str(text)
+    if secret and secret != DUMMY_KEY:
+        text = redact(text[: n + len(secret)], secret)
+    return text[:n]
+
+
+def max_reply_chars(request: ChatRequest) -> int | None:
+    """The most characters a reply to ``request`` may have: its ``max_tokens`` (or
+    ``max_completion_tokens``) times :data:`MAX_CHARS_PER_TOKEN`; None when it sets no bound."""
+    sampling = request.sampling_dict
+    mt = sampling.get("max_tokens", sampling.get("max_completion_tokens"))
+    return None if mt is None else int(mt) * MAX_CHARS_PER_TOKEN
+
+
+def parse_completion(body: str, secret: str = "") -> tuple[str, str | None, dict]:
     """``(text, finish_reason, usage)`` from a chat-completions JSON body; :class:`MalformedReply`
-    when the body is not JSON or lacks ``choices[0].message.content`` (a string)."""
+    when the body is not JSON, lacks ``choices[0].message.content`` (a string) or that content is
+    empty (or only whitespace). Excerpts of the body in messages have ``secret`` redacted."""
     try:
         data = json.loads(body)
     except ValueError as exc:
-        raise MalformedReply(f"reply is not JSON ({exc.msg} at char {exc.pos}): {body[:80]!r}") from None
+        raise MalformedReply(f"reply is not JSON ({exc.msg} at char {exc.pos}): {excerpt(body, 80, secret)!r}") from None
     if not isinstance(data, dict):
-        raise MalformedReply(f"reply is JSON but not an object: {body[:80]!r}")
+        raise MalformedReply(f"reply is JSON but not an object: {excerpt(body, 80, secret)!r}")
     if "error" in data and "choices" not in data:
-        raise MalformedReply(f"reply carries an error object: {str(data['error'])[:160]}")
+        raise MalformedReply(f"reply carries an error object: {excerpt(data['error'], 160, secret)}")
     try:
         choice = data["choices"][0]
         text = choice["message"]["content"]
     except (KeyError, IndexError, TypeError):
-        raise MalformedReply(f"reply has no choices[0].message.content: {body[:120]!r}") from None
+        raise MalformedReply(f"reply has no choices[0].message.content: {excerpt(body, 120, secret)!r}") from None
     if not isinstance(text, str):
         raise MalformedReply(f"choices[0].message.content is {type(text).__name__}, not a string")
+    if not text.strip():
+        raise MalformedReply(f"empty content (finish_reason {choice.get('finish_reason')!r})")
     usage_in = data.get("usage") or {}
     usage = {"prompt_tokens": int(usage_in.get("prompt_tokens") or 0),
              "completion_tokens": int(usage_in.get("completion_tokens") or 0)}
@@ -180,10 +227,23 @@ class OpenAIBackend(ChatBackend):
                             f"set allow_missing_key for a local server that needs no key)")
 
     def _scrub(self, text: str, key: str) -> str:
-        text = str(text)
-        if key and key != DUMMY_KEY:
-            text = text.replace(key, "***")
-        return text[:300]
+        """``text`` with the key redacted, then cut to 300 characters."""
+        return excerpt(text, 300, key)
+
+    def _fatal(self, exc, api_key: str) -> FatalAPIError:
+        status = exc.status_code
+        why = {401: "the API key was rejected (check the key in ${env})",
+               403: "the API key may not use this model or endpoint (check the key in ${env})",
+               404: "the model or the URL does not exist (check `model` and `base_url`)"}[status]
+        try:
+            url = f"{exc.request.method} {exc.request.url}"
+        except (AttributeError, RuntimeError):
+            url = f"{self.base_url}/chat/completions"
+        msg = (f"OpenAIBackend: HTTP {status} from {url} for model {self.model!r}: "
+               f"{why.replace('${env}', '$' + self.api_key_env)}; the server said: {exc.message}")
+        err = FatalAPIError(excerpt(msg, 600, api_key), status)
+        log.error("%s", err)
+        return err
 
     # -- requests --------------------------------------------------------------------------------
     def normalize(self, request: ChatRequest) -> ChatRequest:
@@ -223,11 +283,17 @@ class OpenAIBackend(ChatBackend):
             try:
                 raw = await asyncio.wait_for(client.chat.completions.with_raw_response.create(**kwargs),
                                              timeout=self.timeout_s + 1.0)
-                text, finish, usage = parse_completion(raw.http_response.text)
+                text, finish, usage = parse_completion(raw.http_response.text, api_key)
+                limit = max_reply_chars(req)
+                if limit is not None and len(text) > limit:
+                    raise MalformedReply(f"oversized reply: {len(text)} characters for max_tokens "
+                                         f"{limit // MAX_CHARS_PER_TOKEN} (at most {limit} accepted)")
                 return ChatResult(text=text, finish_reason=finish, usage=usage, attempts=attempt)
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 last_error = f"HTTP {status}: {exc.message}"
+                if status in FATAL_STATUSES:
+                    raise self._fatal(exc, api_key) from None
                 if not (status == 429 or status >= 500 or status in (408, 409)):
                     return ChatResult(text=None, error=self._scrub(last_error, api_key), attempts=attempt)
                 if status == 429:

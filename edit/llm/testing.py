@@ -23,6 +23,12 @@ is deterministic and independent of arrival order). Kinds:
 - ``429``: status 429 with ``Retry-After`` (``retry_after`` setting, seconds, may be fractional)
 - ``500`` / ``503``: a server error; ``400``: a client error (not retryable)
 - ``401_echo``: 401 whose message echoes the bearer token (as careless proxies do)
+- ``401`` / ``403``: a rejected key / a key without the right; ``404``: an unknown model
+  (any path other than ``.../chat/completions`` is a 404 too: a wrong ``base_url``)
+- ``500_echo:N`` / ``error_echo:N``: a 500, or a 200 whose body is an error object, whose message
+  is N filler characters then the bearer token (N places the token where a cut may fall)
+- ``empty``: status 200 with empty content
+- ``oversized``: status 200 with a reply of ``oversize_chars`` characters (default 200,000)
 - ``hang``: sleep ``hang_s`` (longer than the client's timeout) before answering
 - ``malformed``: status 200, ``application/json``, a body cut in the middle of the JSON
 - ``not_json``: status 200 with an HTML body
@@ -38,6 +44,9 @@ requests handled at once (``max_in_flight``). ``POST /reset`` clears them.
 Run it as a process: ``python -m edit.llm.testing --port-file PATH [--latency 0.05]
 [--faults JSON] [--retry-after 0.2] [--hang 5]``; it writes its port to PATH when ready and
 serves until killed.
+
+Just over 400 lines: the fault catalogue, the in-process server and the server process are one
+test fixture; they change together.
 """
 from __future__ import annotations
 
@@ -56,7 +65,15 @@ from pathlib import Path
 
 from edit.records import ANSWER_PHRASE
 
-FAULT_KINDS = ("429", "500", "503", "400", "401_echo", "hang", "malformed", "not_json", "truncate", "ok")
+FAULT_KINDS = ("429", "500", "503", "400", "401", "403", "404", "401_echo", "500_echo", "error_echo", "empty",
+               "oversized", "hang", "malformed", "not_json", "truncate", "ok")
+
+
+def check_fault_kind(kind: str) -> None:
+    """ValueError unless ``kind`` is a known fault kind (``500_echo`` / ``error_echo`` may carry ``:N``)."""
+    base, _, arg = str(kind).partition(":")
+    if base not in FAULT_KINDS or (arg and (base not in ("500_echo", "error_echo") or not arg.isdigit())):
+        raise ValueError(f"unknown fault kind {kind!r}; known: {FAULT_KINDS}")
 
 
 def _h(*parts: object) -> str:
@@ -137,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.owner.reset()
             self._send(200, b"{}")
             return
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             self._send(404, b'{"error": {"message": "not found"}}')
             return
         try:
@@ -163,13 +180,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, owner, key, fault, body, messages, last_user, sample_index, temperature):
         if owner.latency_s:
             time.sleep(owner.latency_s)
-        if fault == "429":
+        fault, _, arg = fault.partition(":")
+        token = self.headers.get("Authorization", "")[7:]
+        if fault in ("500_echo", "error_echo"):
+            message = "x" * int(arg or 0) + f" Incorrect API key provided: {token}. Check your key."
+            payload = json.dumps({"error": {"message": message, "type": "invalid_request_error"}}).encode()
+            self._send(500 if fault == "500_echo" else 200, payload)
+        elif fault in ("401", "403", "404"):
+            text = {"401": "Incorrect API key provided.", "403": "You may not use this model.",
+                    "404": f"The model {body.get('model')!r} does not exist."}[fault]
+            self._send(int(fault), json.dumps({"error": {"message": text, "type": "invalid_request_error"}}).encode())
+        elif fault == "429":
             self._send(429, b'{"error": {"message": "rate limited", "type": "rate_limit"}}',
                        headers={"Retry-After": str(owner.retry_after_s)})
         elif fault == "400":
             self._send(400, b'{"error": {"message": "scripted bad request", "type": "invalid_request_error"}}')
         elif fault == "401_echo":
-            token = self.headers.get("Authorization", "")[7:]
             self._send(401, json.dumps({"error": {"message": f"Incorrect API key provided: {token}",
                                                   "type": "invalid_request_error"}}).encode())
         elif fault in ("500", "503"):
@@ -184,7 +210,11 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             text = scripted_reply(last_user, sample_index, temperature)
             finish = "stop"
-            if fault == "truncate":
+            if fault == "empty":
+                text = ""
+            elif fault == "oversized":
+                text = ("blah " * (owner.oversize_chars // 5)) + text
+            elif fault == "truncate":
                 text = text[: text.index(ANSWER_PHRASE)].rstrip()
                 finish = "length"
             prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
@@ -196,7 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4 + 1,
                           "total_tokens": prompt_tokens + len(text) // 4 + 1},
             }
-            owner._count_ok(key)
+            if fault not in ("empty", "oversized"):
+                owner._count_ok(key)
             self._send(200, json.dumps(reply).encode())
 
 
@@ -221,15 +252,15 @@ class ScriptedChatServer:
     """
 
     def __init__(self, latency_s: float = 0.0, faults: list[dict] | None = None,
-                 retry_after_s: float = 0.2, hang_s: float = 5.0, port: int = 0):
+                 retry_after_s: float = 0.2, hang_s: float = 5.0, port: int = 0, oversize_chars: int = 200_000):
         for rule in faults or []:
             for kind in rule.get("attempts", []) + rule.get("random", {}).get("kinds", []):
-                if kind not in FAULT_KINDS:
-                    raise ValueError(f"unknown fault kind {kind!r} in rule {rule}; known: {FAULT_KINDS}")
+                check_fault_kind(kind)
         self.latency_s = float(latency_s)
         self.faults = list(faults or [])
         self.retry_after_s = retry_after_s
         self.hang_s = float(hang_s)
+        self.oversize_chars = int(oversize_chars)
         self._lock = threading.Lock()
         self.counts: Counter = Counter()
         self.ok_counts: Counter = Counter()
