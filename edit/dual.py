@@ -113,7 +113,7 @@ class DualData:
 
 
 def _answer_type(task: str) -> str:
-    from edit.benchmarks import answer_type
+    from edit.benchmarks.suites import answer_type
 
     return answer_type(task)
 
