@@ -20,7 +20,7 @@ from edit.evaluate import load_suite
 from edit.methods import parse_method
 from edit.params import load_params
 from edit.plan import Benchmarks, build_plan, dual_counts, format_plan, main, questions, suite_items
-from edit.plan_costs import step_examples, training_plan
+from edit.plan_costs import describe_local_model, llama_param_count, step_examples, student_plan, training_plan
 from edit.stages import benchmarks as benchmarks_stage
 
 from conftest import ROOT
@@ -331,3 +331,16 @@ def test_grid_methods_count_with_the_grid_seeds(mirror):
                                                             for r in plan["training"])
     assert "8 = 2 methods x 3 seeds + 2 grid methods x 1 grid seeds" in format_plan(plan)
     assert build_plan(params, root=ROOT, mirror=mirror)["training_total"]["runs"] == 6  # without --grid
+
+
+def test_one_parameter_count_for_code_built_and_local_students(tmp_path):
+    """A code-built student and a local config.json of the same architecture get the same size
+    (both from edit.plan_costs.llama_param_count)."""
+    student = {"kind": "tiny_llama", "hidden_size": 64, "intermediate_size": 176, "num_layers": 2, "num_heads": 4,
+               "vocab_size": 1024, "tie_embeddings": False}
+    config = {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 176, "vocab_size": 1024,
+              "num_attention_heads": 4, "tie_word_embeddings": False}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    n, arch, where = describe_local_model(tmp_path, None)
+    assert n == student_plan(student)["n_params"] == llama_param_count(1024, 64, 2, 176, 64, False)
+    assert arch == {"hidden_size": 64, "num_layers": 2, "kv_size": 64} and "config.json" in where
