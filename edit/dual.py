@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edit import tasks
-from edit.benchmarks import answer_type
+from edit.benchmarks.suites import answer_type
 from edit.io import DataError, read_jsonl
 from edit.records import PAIR_FIELDS, Question, TeacherCoT, stable_seed
 from edit.scoring import score

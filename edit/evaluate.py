@@ -177,9 +177,10 @@ def load_suite(spec: str | Mapping, data_dir: str | Path = "data", name: str = "
     spec - a string names a split of the embedded task world, ``<data_dir>/questions/<spec>.jsonl``
         (answer types from :func:`edit.tasks.answer_type`); a mapping selects items of a real
         benchmark written by the benchmarks stage to ``<data_dir>/benchmarks``
-        (:func:`edit.benchmarks.select_suite`: benchmark, part, tasks, max_per_task).
+        (:func:`edit.benchmarks.suites.select_suite`: benchmark, part, tasks, max_per_task).
     """
-    from edit import benchmarks, tasks as task_world
+    from edit import tasks as task_world
+    from edit.benchmarks import suites as benchmarks
     from edit.io import read_jsonl
 
     data_dir = Path(data_dir)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from edit.benchmarks import sources
+
+
 def deep_merge(base: dict, overlay: dict) -> dict:
     """``overlay`` merged into a copy of ``base``: dicts merge key by key, anything else replaces."""
     out = copy.deepcopy(base)
@@ -59,13 +62,10 @@ def primary_student(params: dict) -> str:
 
 
 def data_mirror(params: dict, root: str | Path = ".") -> Path | None:
-    """The offline mirror of the public benchmarks (``runtime.data_mirror``, or the
-    EDIT_DATA_MIRROR environment variable), or None if it is not there."""
-    value = os.environ.get("EDIT_DATA_MIRROR") or params.get("runtime", {}).get("data_mirror")
-    if not value:
-        return None
-    path = Path(root, value)
-    return path if path.is_dir() else None
+    """The offline mirror of the public data (EDIT_DATA_MIRROR, else ``runtime.data_mirror``), None
+    when neither is set; a folder that does not exist is a DataError naming it
+    (:func:`edit.benchmarks.sources.data_mirror`)."""
+    return sources.data_mirror(params, root)
 
 
 def resolve_model_path(path: str | Path) -> str:

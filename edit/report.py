@@ -1175,9 +1175,9 @@ def with_grid_students(params: dict, students_dir) -> dict:
     x ``grid_seeds``, under ``students_dir/<name>``) added to ``report.other_students``, so a folder
     left from another configuration is never read, and ``report.student_sizes`` filled
     with the parameter count of the primary student and of each variant where it is not given and
-    the student is code-built (``edit.plan.student_plan``'s count, from the ``student`` section)."""
+    the student is code-built (``edit.plan_costs.student_plan``'s count, from the ``student`` section)."""
     from edit.params import with_student_variant
-    from edit.plan import student_plan
+    from edit.plan_costs import student_plan
 
     names = list(params.get("grid_students") or [])
     cfg = dict(params.get("report") or {})

@@ -440,7 +440,7 @@ def val_accuracy(model, tokenizer, method, questions: list, max_new_tokens: int,
                  exemplars: dict | None = None, answer_type_of=None) -> float:
     """Accuracy (percent) of greedy decoding with the method's inference prompt on ``questions``
     (Question objects), scored like the evaluation (:func:`edit.scoring.score`)."""
-    from edit import benchmarks
+    from edit.benchmarks import suites as benchmarks
     from edit.generation import generate
     from edit.methods import inference_prompt
     from edit.scoring import score

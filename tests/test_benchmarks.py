@@ -9,12 +9,17 @@ import tarfile
 
 import pytest
 
-import edit.benchmarks as B
+from edit.benchmarks import parsers, sources
+from edit.benchmarks import suites as suite_lib
 from edit.io import DataError
 from edit.records import Question
 
 #: sha256 of the canonical JSON of the BBH split with seed 0 and test fraction 0.2 (see bbh_split).
 PINNED_SPLIT_SHA256 = "c545db322fbee9026285ea1a96c49b2ca9a3805ea8dbefd7bddfa4036ea4ae0e"
+
+
+#: the teacher's prompt files, pinned in the same table (tests/test_mirror_pins.py)
+PROMPT_FOLDERS = ("bbh/cot-prompts/", "edit_prompts/")
 
 
 def _no_network(url, dest, timeout=60.0):
@@ -25,12 +30,13 @@ def _no_network(url, dest, timeout=60.0):
 def suites(mirror, tmp_path_factory):
     """Every suite loaded from the mirror with downloads forbidden (the downloader raises)."""
     mp = pytest.MonkeyPatch()
-    mp.setattr(B, "_download", _no_network)
-    files = B.BenchmarkFiles(mirror, tmp_path_factory.mktemp("cache"), allow_download=True)
-    out = B.load_all(files)
+    mp.setattr(sources, "_download", _no_network)
+    files = sources.BenchmarkFiles(mirror, tmp_path_factory.mktemp("cache"), allow_download=True)
+    out = parsers.load_all(files)
     mp.undo()
     assert set(files.origin.values()) == {"mirror"}
-    assert len(files.origin) == len(B.load_sources()["files"])  # every pinned file verified
+    benchmark_files = [p for p in sources.load_sources()["files"] if not p.startswith(PROMPT_FOLDERS)]
+    assert len(files.origin) == len(benchmark_files)  # every pinned benchmark file verified
     return out
 
 
@@ -38,7 +44,7 @@ def suites(mirror, tmp_path_factory):
 
 
 def test_suite_counts(suites, mirror):
-    c = B.counts(suites)
+    c = suite_lib.counts(suites)
     assert c["bbh"]["total"] == 6511
     assert len(c["bbh"]["tasks"]) == 27
     for task, n in c["bbh"]["tasks"].items():
@@ -46,16 +52,16 @@ def test_suite_counts(suites, mirror):
         assert n == len(upstream), task
     assert sum(c["bbh"]["tasks"].values()) == 6511
     assert c["agieval"]["total"] == 2546
-    assert set(c["agieval"]["tasks"]) == set(B.AGIEVAL_SUBSETS)
+    assert set(c["agieval"]["tasks"]) == set(suite_lib.AGIEVAL_SUBSETS)
     for s, n in c["agieval"]["tasks"].items():
         lines = [ln for ln in (mirror / "agieval/data/v1" / f"{s}.jsonl").read_text().splitlines() if ln.strip()]
         assert n == len(lines), s
     assert c["arc_e"]["total"] == 2376
     assert c["arc_c"]["total"] == 1172
     bb = c["bb_sub"]["tasks"]
-    assert len(bb) == 60 and set(bb) == set(B.BB_SUB_TASKS)
+    assert len(bb) == 60 and set(bb) == set(suite_lib.BB_SUB_TASKS)
     assert all(0 < n <= 100 for n in bb.values())
-    assert "indic_cause_and_effect" in B.BB_SUB_MISSING and "indic_cause_and_effect" not in bb
+    assert "indic_cause_and_effect" in suite_lib.BB_SUB_MISSING and "indic_cause_and_effect" not in bb
 
 
 def test_arc_numeric_labels_and_five_options(suites):
@@ -78,7 +84,7 @@ def test_items_are_valid_and_unique(suites):
         assert len(ids) == len(set(ids)), suite
         for it in items[:: max(1, len(items) // 50)]:
             assert it.suite == suite and it.id.startswith(f"{suite}/{it.task}/")
-            B.validate_item(it)
+            suite_lib.validate_item(it)
             if it.answer_type == "option":
                 assert "\nOptions:\n" in it.input
                 assert it.target in it.labels and len(it.choices) == len(it.labels)
@@ -153,29 +159,29 @@ def test_bb_sub_cap_spreads_over_subtasks(suites):
 
 
 def test_bbh_split_pinned_and_4_to_1(suites):
-    split = B.bbh_split(suites["bbh"], seed=0, test_fraction=0.2)
-    assert B.split_sha256(split) == PINNED_SPLIT_SHA256
+    split = suite_lib.bbh_split(suites["bbh"], seed=0, test_fraction=0.2)
+    assert suite_lib.split_sha256(split) == PINNED_SPLIT_SHA256
     for task, parts in split["tasks"].items():
         n = len(parts["train"]) + len(parts["test"])
         assert not set(parts["train"]) & set(parts["test"])
         assert len(parts["test"]) == round(n / 5), task
     assert sum(len(p["test"]) for p in split["tasks"].values()) == 1302
     # independent of item order, sensitive to the seed
-    assert B.bbh_split(list(reversed(suites["bbh"])), 0, 0.2) == split
-    assert B.split_sha256(B.bbh_split(suites["bbh"], 1, 0.2)) != PINNED_SPLIT_SHA256
-    test = B.split_part(suites["bbh"], split, "test")
-    assert len(test) == 1302 and len(B.split_part(suites["bbh"], split, "train")) == 5209
+    assert suite_lib.bbh_split(list(reversed(suites["bbh"])), 0, 0.2) == split
+    assert suite_lib.split_sha256(suite_lib.bbh_split(suites["bbh"], 1, 0.2)) != PINNED_SPLIT_SHA256
+    test = suite_lib.split_part(suites["bbh"], split, "test")
+    assert len(test) == 1302 and len(suite_lib.split_part(suites["bbh"], split, "train")) == 5209
 
 
 def test_cap_per_task_rule():
     def its(n, sub):
-        return [B.BenchItem(f"bb_sub/t/{sub}/{i:05d}", "bb_sub", "t", "q", "x", "free_text") for i in range(n)]
+        return [suite_lib.BenchItem(f"bb_sub/t/{sub}/{i:05d}", "bb_sub", "t", "q", "x", "free_text") for i in range(n)]
 
-    got = B.cap_per_task({"b": its(100, "b"), "a": its(10, "a"), "c": its(100, "c")}, 100)
+    got = parsers.cap_per_task({"b": its(100, "b"), "a": its(10, "a"), "c": its(100, "c")}, 100)
     n = {s: sum(1 for it in got if it.id.split("/")[2] == s) for s in "abc"}
     assert n == {"a": 10, "b": 45, "c": 45}
     assert [it.id for it in got][:2] == ["bb_sub/t/a/00000", "bb_sub/t/a/00001"]
-    assert len(B.cap_per_task({"a": its(7, "a")}, 100)) == 7
+    assert len(parsers.cap_per_task({"a": its(7, "a")}, 100)) == 7
 
 
 # ---------------------------------------------------------------- acquisition errors
@@ -189,28 +195,29 @@ def _tmp_mirror(tmp_path, mirror, rel):
 
 
 def test_bad_checksum_is_an_error(tmp_path, mirror, monkeypatch):
-    monkeypatch.setattr(B, "_download", _no_network)
+    monkeypatch.setattr(sources, "_download", _no_network)
     rel = "bbh/bbh/navigate.json"
     m, dst = _tmp_mirror(tmp_path, mirror, rel)
     dst.write_text(dst.read_text().replace('"No"', '"Yes"', 1))
-    files = B.BenchmarkFiles(m, tmp_path / "cache")
+    files = sources.BenchmarkFiles(m, tmp_path / "cache")
     with pytest.raises(DataError, match=r"navigate\.json.*checksum mismatch"):
-        B.load_bbh(files, ["navigate"])
+        parsers.load_bbh(files, ["navigate"])
 
 
 def test_missing_file_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(B, "_download", _no_network)
-    files = B.BenchmarkFiles(tmp_path / "empty", tmp_path / "cache", allow_download=False)
+    monkeypatch.setattr(sources, "_download", _no_network)
+    (tmp_path / "empty").mkdir()
+    files = sources.BenchmarkFiles(tmp_path / "empty", tmp_path / "cache", allow_download=False)
     with pytest.raises(DataError, match=r"bbh/bbh/snarks\.json: missing"):
-        B.load_bbh(files, ["snarks"])
+        parsers.load_bbh(files, ["snarks"])
 
     def offline(url, dest, timeout=60.0):
         raise OSError("no route to host")
 
-    monkeypatch.setattr(B, "_download", offline)
-    files = B.BenchmarkFiles(tmp_path / "empty", tmp_path / "cache")
+    monkeypatch.setattr(sources, "_download", offline)
+    files = sources.BenchmarkFiles(tmp_path / "empty", tmp_path / "cache")
     with pytest.raises(DataError, match=r"snarks\.json: download from https://raw\.githubusercontent\.com/.*failed"):
-        B.load_bbh(files, ["snarks"])
+        parsers.load_bbh(files, ["snarks"])
     with pytest.raises(DataError, match="not in the pinned source table"):
         files.path("bbh/bbh/no_such_task.json")
 
@@ -221,10 +228,10 @@ def test_malformed_record_names_file_and_record(tmp_path, mirror):
     data = json.loads(dst.read_text())
     del data["examples"][7]["target"]
     dst.write_text(json.dumps(data))
-    table = {"files": {rel: {"url": "https://example.invalid/x", "sha256": B.sha256_file(dst)}}}
-    files = B.BenchmarkFiles(m, tmp_path / "cache", allow_download=False, sources=table)
+    table = {"files": {rel: {"url": "https://example.invalid/x", "sha256": sources.sha256_file(dst)}}}
+    files = sources.BenchmarkFiles(m, tmp_path / "cache", allow_download=False, sources=table)
     with pytest.raises(DataError, match=r"web_of_lies\.json: example 7: field 'target'"):
-        B.load_bbh(files, ["web_of_lies"])
+        parsers.load_bbh(files, ["web_of_lies"])
 
 
 @pytest.mark.parametrize("rel,mutate,pattern", [
@@ -243,13 +250,13 @@ def test_malformed_arc_and_agieval(tmp_path, mirror, rel, mutate, pattern):
         rec["label"] = "Z"
         lines[4] = json.dumps(rec)
         dst.write_text("\n".join(lines) + "\n")
-    table = {"files": {rel: {"url": "https://example.invalid/x", "sha256": B.sha256_file(dst)}}}
-    files = B.BenchmarkFiles(m, tmp_path / "cache", allow_download=False, sources=table)
+    table = {"files": {rel: {"url": "https://example.invalid/x", "sha256": sources.sha256_file(dst)}}}
+    files = sources.BenchmarkFiles(m, tmp_path / "cache", allow_download=False, sources=table)
     with pytest.raises(DataError, match=pattern):
         if "ARC" in rel:
-            B.load_arc(files, "arc_c")
+            parsers.load_arc(files, "arc_c")
         else:
-            B.load_agieval(files, ["lsat-ar"])
+            parsers.load_agieval(files, ["lsat-ar"])
 
 
 def test_download_once_into_cache_and_verified(tmp_path, mirror, monkeypatch):
@@ -261,27 +268,27 @@ def test_download_once_into_cache_and_verified(tmp_path, mirror, monkeypatch):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(mirror / rel, dest)
 
-    monkeypatch.setattr(B, "_download", fake)
-    files = B.BenchmarkFiles(None, tmp_path / "cache")
-    items = B.load_bbh(files, ["sports_understanding"])
+    monkeypatch.setattr(sources, "_download", fake)
+    files = sources.BenchmarkFiles(None, tmp_path / "cache")
+    items = parsers.load_bbh(files, ["sports_understanding"])
     assert len(items) == 250 and files.origin[rel] == "download"
-    assert calls == [B.load_sources()["files"][rel]["url"]]
+    assert calls == [sources.load_sources()["files"][rel]["url"]]
     assert "suzgunmirac/BIG-Bench-Hard/9ee07bd/bbh/sports_understanding.json" in calls[0]
-    again = B.BenchmarkFiles(None, tmp_path / "cache")
-    assert B.load_bbh(again, ["sports_understanding"]) == items and again.origin[rel] == "cache"
+    again = sources.BenchmarkFiles(None, tmp_path / "cache")
+    assert parsers.load_bbh(again, ["sports_understanding"]) == items and again.origin[rel] == "cache"
     assert len(calls) == 1
 
     def corrupt(url, dest, timeout=60.0):
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text("{}")
 
-    monkeypatch.setattr(B, "_download", corrupt)
+    monkeypatch.setattr(sources, "_download", corrupt)
     with pytest.raises(DataError, match="checksum mismatch"):
-        B.BenchmarkFiles(None, tmp_path / "cache2").path(rel)
+        sources.BenchmarkFiles(None, tmp_path / "cache2").path(rel)
     assert not (tmp_path / "cache2" / rel).exists()  # a bad download is not kept
     (tmp_path / "cache" / rel).write_text("{}")  # a corrupted cache copy is reported, not used
     with pytest.raises(DataError, match="bad cached copy"):
-        B.BenchmarkFiles(None, tmp_path / "cache").path(rel)
+        sources.BenchmarkFiles(None, tmp_path / "cache").path(rel)
 
 
 def test_bigbench_extracted_from_archive(tmp_path, monkeypatch):
@@ -294,33 +301,33 @@ def test_bigbench_extracted_from_archive(tmp_path, monkeypatch):
         info = tarfile.TarInfo("bigbench-1.0.0/bigbench/benchmark_tasks/toy/task.json")
         info.size = len(raw)
         tar.addfile(info, io.BytesIO(raw))
-    expected = B.sample_bigbench_task(task)
+    expected = sources.sample_bigbench_task(task)
     assert len(expected["examples"]) == 100 and expected["sampled_from"] == 150
     idx = [int(e["input"][1:]) for e in expected["examples"]]
     assert idx == sorted(idx) and idx != list(range(100))
-    table = {"archives": {"bb.tar.gz": {"url": "https://files.pythonhosted.org/x/bb.tar.gz", "sha256": B.sha256_file(tgz)}},
+    table = {"archives": {"bb.tar.gz": {"url": "https://files.pythonhosted.org/x/bb.tar.gz", "sha256": sources.sha256_file(tgz)}},
              "files": {"bigbench_sub/toy/task.json": {
                  "archive": "bb.tar.gz", "member": "bigbench-1.0.0/bigbench/benchmark_tasks/toy/task.json",
-                 "sha256": "0" * 64, "content_sha256": B.canonical_json_sha256(expected)}}}
+                 "sha256": "0" * 64, "content_sha256": sources.canonical_json_sha256(expected)}}}
 
     def fake(url, dest, timeout=60.0):
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tgz, dest)
 
-    monkeypatch.setattr(B, "_download", fake)
-    files = B.BenchmarkFiles(None, tmp_path / "cache", sources=table)
-    items = B.load_bb_sub(files, 100, ["toy"])
+    monkeypatch.setattr(sources, "_download", fake)
+    files = sources.BenchmarkFiles(None, tmp_path / "cache", sources=table)
+    items = parsers.load_bb_sub(files, 100, ["toy"])
     assert [it.input.split("\n")[0] for it in items] == [f"q{i}" for i in idx]
     assert items[0].choices == ("yes", "no")  # option order = target_scores order
     assert items[0].target == ("(A)" if idx[0] % 2 else "(B)")
     # a tampered pin is caught
     table["files"]["bigbench_sub/toy/task.json"]["content_sha256"] = "f" * 64
     with pytest.raises(DataError, match="content checksum mismatch"):
-        B.BenchmarkFiles(None, tmp_path / "cache", sources=table).path("bigbench_sub/toy/task.json")
+        sources.BenchmarkFiles(None, tmp_path / "cache", sources=table).path("bigbench_sub/toy/task.json")
 
 
 def test_mirror_bigbench_files_follow_the_sampling_rule(mirror):
-    for rel, entry in B.load_sources()["files"].items():
+    for rel, entry in sources.load_sources()["files"].items():
         if "archive" not in entry:
             continue
         data = json.loads((mirror / rel).read_text())
@@ -335,15 +342,15 @@ def test_mirror_bigbench_files_follow_the_sampling_rule(mirror):
 
 def test_write_and_read_roundtrip(tmp_path, suites):
     small = {s: items[:40] for s, items in suites.items()}
-    split = B.bbh_split(small["bbh"], 0, 0.2)
-    doc = B.write_benchmarks(tmp_path, small, split)
+    split = suite_lib.bbh_split(small["bbh"], 0, 0.2)
+    doc = suite_lib.write_benchmarks(tmp_path, small, split)
     assert doc["suites"]["bbh"]["total"] == 40 and doc["bb_sub_missing"] == ["indic_cause_and_effect"]
     assert json.loads((tmp_path / "counts.json").read_text()) == doc
     for s, items in small.items():
-        assert B.read_suite(tmp_path / f"{s}.jsonl") == items
-    assert B.read_bbh_part(tmp_path, "test") == B.split_part(small["bbh"], split, "test")
+        assert suite_lib.read_suite(tmp_path / f"{s}.jsonl") == items
+    assert suite_lib.read_bbh_part(tmp_path, "test") == suite_lib.split_part(small["bbh"], split, "test")
     first = (tmp_path / "bbh.jsonl").read_bytes()
-    B.write_benchmarks(tmp_path, small, split)
+    suite_lib.write_benchmarks(tmp_path, small, split)
     assert (tmp_path / "bbh.jsonl").read_bytes() == first  # deterministic bytes
 
 
@@ -360,7 +367,7 @@ def test_reader_rejects_bad_records(tmp_path, suites, patch, pattern):
     path = tmp_path / "arc_e.jsonl"
     path.write_text(json.dumps(suites["arc_e"][1].to_dict()) + "\n" + json.dumps(rec) + "\n")
     with pytest.raises(DataError, match=rf"arc_e\.jsonl:2 \(id arc_e/arc_e/00000\): .*{pattern}"):
-        B.read_suite(path)
+        suite_lib.read_suite(path)
 
 
 def test_reader_rejects_duplicate_ids(tmp_path, suites):
@@ -368,27 +375,28 @@ def test_reader_rejects_duplicate_ids(tmp_path, suites):
     line = json.dumps(suites["arc_c"][0].to_dict())
     path.write_text(line + "\n" + line + "\n")
     with pytest.raises(DataError, match="duplicate id"):
-        B.read_suite(path)
+        suite_lib.read_suite(path)
 
 
 def test_answer_type_table():
-    assert len(B.BBH_ANSWER_TYPES) == 27
-    assert B.answer_type("word_sorting") == "words" and B.answer_type("object_counting") == "number"
+    assert len(suite_lib.BBH_ANSWER_TYPES) == 27
+    assert suite_lib.answer_type("word_sorting") == "words" and suite_lib.answer_type("object_counting") == "number"
     with pytest.raises(ValueError, match="not a BBH task"):
-        B.answer_type("anachronisms")
+        suite_lib.answer_type("anachronisms")
 
 
 def test_no_network_when_mirror_has_the_file(tmp_path, mirror, monkeypatch):
-    monkeypatch.setattr(B, "_download", _no_network)
-    files = B.BenchmarkFiles(mirror, tmp_path / "cache")  # downloads allowed, but never needed
-    assert len(B.load_arc(files, "arc_c")) == 1172
+    monkeypatch.setattr(sources, "_download", _no_network)
+    files = sources.BenchmarkFiles(mirror, tmp_path / "cache")  # downloads allowed, but never needed
+    assert len(parsers.load_arc(files, "arc_c")) == 1172
     assert files.origin == {"arc/ARC-Challenge-Test.json": "mirror"}
     assert not (tmp_path / "cache").exists()  # nothing copied anywhere
 
 
 def test_pins_match_the_mirror(mirror):
-    table = B.load_sources()
-    assert B.pin_table(mirror, table) == table
+    table = sources.load_sources()
+    assert sources.pin_table(mirror, table) == table
     urls = [e["url"] for e in table["files"].values() if "url" in e]
-    assert len(urls) == 27 + 8 + 2 and all(u.startswith("https://raw.githubusercontent.com/") for u in urls)
+    # benchmarks: 27 BBH + 8 AGIEval + 2 ARC; prompt files: 27 BBH CoT + 3 x 27 EDIT + 4 vanilla
+    assert len(urls) == 27 + 8 + 2 + 27 + 3 * 27 + 4 and all(u.startswith("https://raw.githubusercontent.com/") for u in urls)
     assert table["archives"]["bigbench-1.0.0.tar.gz"]["url"].startswith("https://files.pythonhosted.org/")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edit import benchmarks
+from edit.stages import benchmarks as benchmarks_stage
 from edit.llm.testing import ScriptedChatServer
 from edit.params import load_params
 from edit.secrets import scan_for_secrets
@@ -41,7 +41,7 @@ def test_data_stage_with_an_openai_compatible_teacher(tmp_path, mirror):
     env = dict(os.environ, OPENAI_API_KEY=key, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     params = load_params(ROOT / "params.yaml", profile="smoke")
     params["runtime"]["data_mirror"] = str(mirror)
-    benchmarks.build(params, tmp_path / "data" / "benchmarks", allow_download=False)
+    benchmarks_stage.run(params, tmp_path / "data" / "benchmarks", allow_download=False)
     with ScriptedChatServer(faults=[{"random": {"p": 0.2, "kinds": ["429", "500", "malformed"], "seed": 1}}],
                             retry_after_s=0.01) as server:
         params["data"].update(source="bbh", bbh_tasks=[TASK], n_val_per_task=5)

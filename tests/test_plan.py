@@ -12,8 +12,16 @@ import sys
 
 import pytest
 
+from edit import dual
+from edit.benchmarks.parsers import load_bbh
+from edit.benchmarks.sources import BenchmarkFiles
+from edit.benchmarks.suites import bbh_split, read_bbh_part
+from edit.evaluate import load_suite
+from edit.methods import parse_method
 from edit.params import load_params
-from edit.plan import build_plan, dual_counts, format_plan, main, step_examples, suite_items, training_plan
+from edit.plan import Benchmarks, build_plan, dual_counts, format_plan, main, questions, suite_items
+from edit.plan_costs import describe_local_model, llama_param_count, step_examples, student_plan, training_plan
+from edit.stages import benchmarks as benchmarks_stage
 
 from conftest import ROOT
 
@@ -165,9 +173,7 @@ def test_teacher_prompt_tokens_are_the_real_prompts_by_the_ledger_rule(mirror):
     train_ids = plan["questions"]["per_task"][task]["train"]
     assert cep["calls"] == train_ids == 200
     exs = json.loads((mirror / "bbh" / "bbh" / f"{task}.json").read_text())["examples"]
-    from edit import benchmarks as B
-
-    split = B.bbh_split(B.load_bbh(B.BenchmarkFiles(mirror, allow_download=False), [task]), 0, 0.2)
+    split = bbh_split(load_bbh(BenchmarkFiles(mirror, allow_download=False), [task]), 0, 0.2)
     train = [int(i.rsplit("/", 1)[1]) for i in split["tasks"][task]["train"]]
     expected = sum(math.ceil(len(text.replace("{QUESTION}", exs[i]["input"])) / 4) + 4 + 3 for i in train) / len(train)
     assert cep["mean_prompt_tokens"] == pytest.approx(expected)
@@ -189,16 +195,13 @@ def test_dollars_none_without_a_price_and_for_the_oracle(mirror):
 def test_validation_hold_out_and_suite_filters_match_the_pipeline(mirror, tmp_path):
     """The bbh profile (n_val_per_task 20, capped suites) counted two ways: from the mirror, and
     from the benchmarks stage's real outputs read by edit.evaluate.load_suite / edit.dual."""
-    from edit import benchmarks, dual
-    from edit.evaluate import load_suite
-
     params = _params("bbh")
     plan = build_plan(params, root=ROOT, mirror=mirror)
     d = params["data"]
     out = tmp_path / "data"
-    benchmarks.build({**params, "runtime": {**params["runtime"], "data_mirror": str(mirror)}}, out / "benchmarks",
-                     root=ROOT, allow_download=False)
-    train, val = dual.bbh_train_questions(benchmarks.read_bbh_part(out / "benchmarks", "train"), d["bbh_tasks"],
+    benchmarks_stage.run({**params, "runtime": {**params["runtime"], "data_mirror": str(mirror)}}, out / "benchmarks",
+                         root=ROOT, allow_download=False)
+    train, val = dual.bbh_train_questions(read_bbh_part(out / "benchmarks", "train"), d["bbh_tasks"],
                                           d["n_val_per_task"])
     q = plan["questions"]
     assert (q["train"], q["val"]) == (len(train), len(val)) == (len(train), 20 * len(d["bbh_tasks"]))
@@ -217,23 +220,23 @@ def test_validation_hold_out_and_suite_filters_match_the_pipeline(mirror, tmp_pa
 
 
 def test_suite_specs_are_checked_and_filtered(mirror):
-    from edit.plan import Benchmarks
-
     params = _params("paper")
     bench = Benchmarks(params, ROOT, mirror=mirror)
-    assert suite_items({"benchmark": "bbh", "part": "test"}, bench, params) == (1302, 27)
-    assert suite_items({"benchmark": "bbh", "part": "train", "tasks": ["snarks"]}, bench, params) == (142, 1)
-    assert suite_items({"benchmark": "bbh", "tasks": ["snarks", "navigate"], "max_per_task": 40}, bench, params) == (76, 2)
+    splits = questions(params, bench)
+    assert suite_items({"benchmark": "bbh", "part": "test"}, bench, splits) == (1302, 27)
+    assert suite_items({"benchmark": "bbh", "part": "train", "tasks": ["snarks"]}, bench, splits) == (142, 1)
+    assert suite_items({"benchmark": "bbh", "tasks": ["snarks", "navigate"], "max_per_task": 40}, bench, splits) == (76, 2)
     with pytest.raises(ValueError, match=r"eval.suites.X: no items for task\(s\) \['nope'\]"):
-        suite_items({"benchmark": "bbh", "tasks": ["nope"]}, bench, params, name="X")
+        suite_items({"benchmark": "bbh", "tasks": ["nope"]}, bench, splits, name="X")
     with pytest.raises(ValueError, match=r"eval.suites.X: unknown key\(s\) \['max'\]"):
-        suite_items({"benchmark": "arc_e", "max": 3}, bench, params, name="X")
+        suite_items({"benchmark": "arc_e", "max": 3}, bench, splits, name="X")
     with pytest.raises(ValueError, match="only BBH has train/test parts"):
-        suite_items({"benchmark": "arc_e", "part": "test"}, bench, params)
+        suite_items({"benchmark": "arc_e", "part": "test"}, bench, splits)
     with pytest.raises(ValueError, match="only with data.source 'embedded'"):
-        suite_items("ind_test", bench, params, name="IND")
+        suite_items("ind_test", bench, splits, name="IND")
     emb = _params("default")
-    assert suite_items("ood_test", None, emb) == (emb["data"]["n_test_per_task"] * len(emb["data"]["ood"]), 4)
+    ood = (emb["data"]["n_test_per_task"] * len(emb["data"]["ood"]), 4)
+    assert suite_items("ood_test", None, dual.question_splits(emb["data"])) == ood
     # a BBH test suite that does not cover the trained tasks is flagged
     warned = build_plan(_params("paper", **{"data.bbh_tasks": ["navigate", "snarks"],
                                             "eval.suites": {"BBH-test": {"benchmark": "bbh", "tasks": ["navigate"]}}}),
@@ -271,8 +274,6 @@ def test_batch_not_divisible_by_processes_is_an_error_naming_it():
 
 
 def test_step_examples_count_sources_templates_pairs_repeats_and_subsets():
-    from edit.methods import parse_method
-
     counts = {"D+": 30, "D-+": 10, "D-": 10, "D+-": 30, "D+dual": 30, "D-dual": 10,
               "mistake_types": {"D+dual": {"logical": 20, "calculation": 6, "knowledge": 4},
                                 "D-dual": {"logical": 5, "calculation": 3, "knowledge": 2}}}
@@ -330,3 +331,16 @@ def test_grid_methods_count_with_the_grid_seeds(mirror):
                                                             for r in plan["training"])
     assert "8 = 2 methods x 3 seeds + 2 grid methods x 1 grid seeds" in format_plan(plan)
     assert build_plan(params, root=ROOT, mirror=mirror)["training_total"]["runs"] == 6  # without --grid
+
+
+def test_one_parameter_count_for_code_built_and_local_students(tmp_path):
+    """A code-built student and a local config.json of the same architecture get the same size
+    (both from edit.plan_costs.llama_param_count)."""
+    student = {"kind": "tiny_llama", "hidden_size": 64, "intermediate_size": 176, "num_layers": 2, "num_heads": 4,
+               "vocab_size": 1024, "tie_embeddings": False}
+    config = {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 176, "vocab_size": 1024,
+              "num_attention_heads": 4, "tie_word_embeddings": False}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    n, arch, where = describe_local_model(tmp_path, None)
+    assert n == student_plan(student)["n_params"] == llama_param_count(1024, 64, 2, 176, 64, False)
+    assert arch == {"hidden_size": 64, "num_layers": 2, "kv_size": 64} and "config.json" in where

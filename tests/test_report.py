@@ -470,13 +470,13 @@ def test_switched_off_suites_are_not_columns(tmp_path):
 
 
 def test_student_sizes_and_grid_students(tmp_path):
-    """The code-built student's parameter count (edit.plan.student_plan, the number the size figure
+    """The code-built student's parameter count (edit.plan_costs.student_plan, the number the size figure
     shows) equals that of the model it builds (tied embeddings once), and with_grid_students adds
     every grid student's runs and size to the report section."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from edit.params import load_params
-    from edit.plan import student_plan
+    from edit.plan_costs import student_plan
     from edit.report import with_grid_students
     from conftest import ROOT
 

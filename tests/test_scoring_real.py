@@ -8,17 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import edit.benchmarks as B
+from edit.benchmarks.parsers import load_all
+from edit.benchmarks.sources import BenchmarkFiles
+from edit.benchmarks.suites import AGIEVAL_SUBSETS, BBH_TASKS, BenchItem
 from edit.scoring import ANSWER_TYPES, correct_format, extract_answer, score, score_full
 
 
 @pytest.fixture(scope="module")
 def suites(mirror, tmp_path_factory):
-    files = B.BenchmarkFiles(mirror, tmp_path_factory.mktemp("cache"), allow_download=False)
-    return B.load_all(files)
+    files = BenchmarkFiles(mirror, tmp_path_factory.mktemp("cache"), allow_download=False)
+    return load_all(files)
 
 
-def _wrong(item: B.BenchItem) -> str:
+def _wrong(item: BenchItem) -> str:
     """A different answer of the item's own form."""
     t, g = item.answer_type, item.target
     if t == "option":
@@ -41,7 +43,7 @@ def _wrong(item: B.BenchItem) -> str:
     return "certainly not " + g
 
 
-def _renderings(item: B.BenchItem) -> list[str]:
+def _renderings(item: BenchItem) -> list[str]:
     """The gold as a model writes it (several phrasings)."""
     g = item.target
     out = [f"Let's think. Therefore, the answer is {g}.", f"So the answer is {g}.", f"the answer is {g}"]
@@ -54,7 +56,7 @@ def _renderings(item: B.BenchItem) -> list[str]:
     return out
 
 
-def _check(item: B.BenchItem) -> None:
+def _check(item: BenchItem) -> None:
     for text in _renderings(item):
         s = score_full(text, item.targets, item.answer_type, item.labels)
         assert s["correct"] and s["has_answer"], (item.id, text, s)
@@ -66,7 +68,7 @@ def _check(item: B.BenchItem) -> None:
     assert not s["correct"] and not s["has_answer"] and not s["correct_format"]
 
 
-@pytest.mark.parametrize("task", B.BBH_TASKS)
+@pytest.mark.parametrize("task", BBH_TASKS)
 def test_every_bbh_item(suites, task):
     items = [it for it in suites["bbh"] if it.task == task]
     assert items
@@ -74,7 +76,7 @@ def test_every_bbh_item(suites, task):
         _check(it)
 
 
-@pytest.mark.parametrize("subset", B.AGIEVAL_SUBSETS)
+@pytest.mark.parametrize("subset", AGIEVAL_SUBSETS)
 def test_agieval(suites, subset):
     items = [it for it in suites["agieval"] if it.task == subset]
     for it in items[:60]:

@@ -46,6 +46,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
+from edit.benchmarks.sources import verified_mirror_file
 from edit.records import ANSWER_PHRASE, Question, TeacherCoT, stable_seed
 from edit.scoring import extract_answer
 
@@ -140,21 +141,17 @@ def parse_bbh_cot_prompt(text: str, task: str = "", where: str = "") -> TaskProm
 
 
 def bbh_cot_prompt_file(mirror: str | Path, task: str) -> Path:
-    """``<mirror>/bbh/cot-prompts/<task>.txt`` (FileNotFoundError naming it when missing)."""
-    path = Path(mirror) / "bbh" / "cot-prompts" / f"{task}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no BBH CoT prompt for task {task!r}: {path} does not exist")
-    return path
+    """``<mirror>/bbh/cot-prompts/<task>.txt``, checked against its pinned sha256
+    (:func:`edit.benchmarks.sources.verified_mirror_file`; FileNotFoundError naming it when missing)."""
+    return verified_mirror_file(mirror, f"bbh/cot-prompts/{task}.txt")
 
 
 def edit_prompt_file(mirror: str | Path, kind: str, task: str) -> Path:
-    """``<mirror>/edit_prompts/<dir>/<task>.txt`` of prompt ``kind`` (cep, ahp or ccp)."""
+    """``<mirror>/edit_prompts/<dir>/<task>.txt`` of prompt ``kind`` (cep, ahp or ccp), checked
+    against its pinned sha256."""
     if kind not in EDIT_PROMPT_DIRS:
         raise ValueError(f"unknown prompt kind {kind!r}; expected one of {PROMPT_KINDS}")
-    path = Path(mirror) / "edit_prompts" / EDIT_PROMPT_DIRS[kind] / f"{task}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no EDIT {kind.upper()} prompt file for task {task!r}: {path} does not exist")
-    return path
+    return verified_mirror_file(mirror, f"edit_prompts/{EDIT_PROMPT_DIRS[kind]}/{task}.txt")
 
 
 def read_exact(path: Path) -> str:
@@ -172,10 +169,7 @@ def fill_edit_file(text: str, **values: str) -> str:
 def read_vanilla_prompt(mirror: str | Path, name: str) -> str:
     """An EDIT ``prompt_for_vanilla/<name>.txt`` prompt (e.g. ``prompt_3shotcot_for_vanilla``) with
     its literal two-character ``\\n`` escapes turned into newlines."""
-    path = Path(mirror) / "edit_prompts" / "prompt_for_vanilla" / f"{name}.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no EDIT vanilla prompt {name!r}: {path} does not exist")
-    return read_exact(path).replace("\\n", "\n")
+    return read_exact(verified_mirror_file(mirror, f"edit_prompts/prompt_for_vanilla/{name}.txt")).replace("\\n", "\n")
 
 
 # ----------------------------------------------------------------------- contrastive examples

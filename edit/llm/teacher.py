@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from edit.benchmarks import answer_type
+from edit.benchmarks.suites import answer_type
 from edit.llm.base import ChatBackend, ChatRequest, ChatResult
 from edit.llm.openai_backend import complete_with_answer
 from edit.llm.prompts import (
@@ -51,7 +51,7 @@ class LLMTeacher(Teacher):
     backend:        any ChatBackend (wrap it in ``edit.llm.cache.CachedBackend`` to persist calls)
     prompts:        a :class:`PromptBuilder` (mirror, prompt source, system prompt)
     sampling:       per-kind sampling parameters (see :func:`sampling_per_kind`)
-    answer_type_of: task -> answer type (default: :func:`edit.benchmarks.answer_type`, every BBH task)
+    answer_type_of: task -> answer type (default: :func:`edit.benchmarks.suites.answer_type`, every BBH task)
     ccp_examples:   number of (right, wrong) CCP exemplars per task from this run's D-dual pairs
     ccp_max_chars:  pairs with a CoT longer than this are not used as CCP exemplars (None: any)
     seed:           seeds the choice of CCP exemplars

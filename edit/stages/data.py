@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from edit import dual
-from edit.benchmarks import read_bbh_part
+from edit.benchmarks.suites import read_bbh_part
 from edit.io import write_json, write_jsonl
 from edit.llm.judge import apply_labels, judge_mistakes
 from edit.params import data_mirror, load_params, setup_runtime
