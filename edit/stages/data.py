@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edit import dual
 from edit.benchmarks.suites import read_bbh_part
-from edit.io import write_json, write_jsonl
+from edit.io import DataError, write_json, write_jsonl
 from edit.llm.judge import apply_labels, judge_mistakes
 from edit.params import data_mirror, load_params, setup_runtime
 from edit.teachers import make_teacher
@@ -52,7 +52,11 @@ def run(params: dict | str | Path, out_dir: str | Path = "data",
     for name, qs in splits.items():
         write_jsonl(out / "questions" / f"{name}.jsonl", (q.to_dict() for q in qs))
 
-    teacher = make_teacher(T, mirror=data_mirror(P))
+    mirror = data_mirror(P)
+    if mirror is None and T["backend"] != "oracle":
+        raise DataError("the LLM teacher reads its prompt files (BBH CoT exemplars, EDIT's prompt files) from the "
+                        "data mirror, and runtime.data_mirror is null: set it (or EDIT_DATA_MIRROR) to the mirror folder")
+    teacher = make_teacher(T, mirror=mirror)
     data = dual.build_dual_cots(splits["train"], teacher, progress=progress)
     if judge_runs(T):
         labels = judge_mistakes(data.pairs, teacher.backend, sampling=T["judge"].get("sampling"))
