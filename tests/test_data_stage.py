@@ -100,6 +100,7 @@ class UnlabelledOracle(OracleTeacher):
 
 def test_run_labels_pairs_with_the_judge_and_writes_the_ledger_for_llm_teachers(tmp_path, monkeypatch):
     P = small_params(tmp_path, backend="openai")
+    P["runtime"]["data_mirror"] = str(tmp_path)  # the scripted teacher reads no prompt file
     teacher = UnlabelledOracle(error_rate=0.5, seed=3)
     monkeypatch.setattr(data_stage, "make_teacher", lambda section, mirror=None: teacher)
     result = data_stage.run(P, tmp_path / "data", tmp_path / "summary.json", progress=False)
@@ -108,3 +109,10 @@ def test_run_labels_pairs_with_the_judge_and_writes_the_ledger_for_llm_teachers(
     assert result["summary"]["judge"]["knowledge"] == len(pairs)
     assert json.loads((tmp_path / "summary.json").read_text())["judge"] == result["summary"]["judge"]
     assert [r["tag"] for r in read_jsonl(tmp_path / "ledger.json")] == ["judge"] * len(pairs)
+
+
+def test_an_llm_teacher_without_a_mirror_is_an_error(tmp_path):
+    P = small_params(tmp_path, backend="openai")
+    P["runtime"]["data_mirror"] = None
+    with pytest.raises(DataError, match="runtime.data_mirror is null"):
+        data_stage.run(P, tmp_path / "data", tmp_path / "summary.json", progress=False)
