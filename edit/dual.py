@@ -28,12 +28,11 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from edit import tasks
 from edit.benchmarks.suites import answer_type
-from edit.io import DataError, read_jsonl
-from edit.records import PAIR_FIELDS, Question, TeacherCoT, stable_seed
+from edit.io import DataError
+from edit.records import Question, TeacherCoT, blank, stable_seed
 from edit.scoring import score
 from edit.teacher import Teacher
 
@@ -122,37 +121,6 @@ def _is_correct(cot: TeacherCoT, q: Question) -> bool:
 def _failed(cot: TeacherCoT) -> bool:
     """The teacher could not produce this CoT (a failed call): ``meta["error"]`` is set."""
     return bool((cot.meta or {}).get("error"))
-
-
-def blank(text) -> bool:
-    """``text`` is no CoT to learn from: not a string, empty, or only whitespace."""
-    return not isinstance(text, str) or not text.strip()
-
-
-def pair_defect(pair: dict) -> str | None:
-    """Why a dual pair record cannot be trained on or marked (its chosen or rejected CoT is
-    :func:`blank`: aligned against nothing, every token of the other side would be a key step),
-    or None when it can."""
-    for side in ("chosen", "rejected"):
-        if blank(pair.get(side)):
-            return f"its {side} CoT is empty or only whitespace"
-    return None
-
-
-def read_pairs(path: str | Path) -> list[dict]:
-    """The dual pairs of a ``cots/pairs.jsonl`` file, for key-step marking and training: every
-    record must have :data:`~edit.records.PAIR_FIELDS`, and a record with a :func:`pair_defect`
-    is a DataError naming the file, the record's number and its id (:func:`build_dual_cots`
-    never writes one; such a file was edited or made elsewhere, and dropping the pair silently
-    would change the training data)."""
-    out = []
-    for n, rec in enumerate(read_jsonl(path, required=PAIR_FIELDS), 1):
-        why = pair_defect(rec)
-        if why:
-            raise DataError(f"{path}: record {n} (id {rec['id']}, {rec['pair_type']}): {why}; "
-                            "this pair cannot be aligned (remake the data stage's pairs)")
-        out.append(rec)
-    return out
 
 
 def _rectified(cot: TeacherCoT, q: Question) -> bool:

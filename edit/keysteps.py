@@ -7,6 +7,8 @@ tokenization gives the very same ids before using the marks.
 """
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -102,8 +104,6 @@ def summarise(stats: pd.DataFrame, by: str) -> pd.DataFrame:
 
 
 def _side_html(text: str, offsets, key: set[int], truth: set[int] | None, colour: str) -> str:
-    import html
-
     parts, last = [], 0
     for i, (s, e) in enumerate(offsets):
         if s > last:
@@ -123,8 +123,6 @@ def _side_html(text: str, offsets, key: set[int], truth: set[int] | None, colour
 def pair_html(marked: dict, pair: dict, tokenizer) -> str:
     """An HTML view of one pair: key tokens on green (chosen) and red (rejected) backgrounds,
     ground-truth key tokens (where known) underlined."""
-    import html
-
     cells = []
     for side, colour in (("chosen", "#b7f0b1"), ("rejected", "#f5b5b5")):
         ids, offsets = response_ids(tokenizer, pair[side], offsets=True)

@@ -211,7 +211,7 @@ def train_one(params: dict, method: str, seed: int, data_dir: str | Path = "data
     (:func:`edit.methods.shared_prefix`; ties: the first listed) lends its saved model of this seed
     (``<models_dir>/<name>-<seed>``, its summary under ``reuse_results_dir``, default
     ``results_dir``) for the shared steps (see ``run_method``'s ``reuse``)."""
-    from edit.dual import read_pairs
+    from edit.records import read_pairs
     from edit.records import SFT_FIELDS
     from edit.io import read_json, read_jsonl, write_json
     from edit.keysteps import KEYSTEP_FIELDS

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edit.io import DataError, read_jsonl
 
 #: The sentence every teacher CoT and every student response ends with.
 ANSWER_PHRASE = "Therefore, the answer is"
@@ -10,8 +13,10 @@ ANSWER_PHRASE = "Therefore, the answer is"
 #: Dual-CoT record schemas (written by :mod:`edit.dual`, read by every later stage).
 PAIR_TYPES = ("D+dual", "D-dual")
 SFT_SOURCES = ("D+", "D-+")
-SFT_FIELDS = ("id", "task", "question", "gold", "response", "source")
-PAIR_FIELDS = ("id", "task", "question", "gold", "pair_type", "chosen", "rejected")
+#: field -> type of the CoT records (cots/sft.jsonl, cots/wrong.jsonl) and of the dual pairs
+#: (cots/pairs.jsonl): :func:`edit.io.read_jsonl` checks both presence and type.
+SFT_FIELDS = {"id": str, "task": str, "question": str, "gold": str, "response": str, "source": str}
+PAIR_FIELDS = {"id": str, "task": str, "question": str, "gold": str, "pair_type": str, "chosen": str, "rejected": str}
 
 
 def stable_seed(*parts) -> int:
@@ -65,3 +70,34 @@ class TeacherCoT:
         d = asdict(self)
         d["key_spans"] = [list(s) for s in self.key_spans]
         return d
+
+
+def blank(text) -> bool:
+    """``text`` is no CoT to learn from: not a string, empty, or only whitespace."""
+    return not isinstance(text, str) or not text.strip()
+
+
+def pair_defect(pair: dict) -> str | None:
+    """Why a dual pair record cannot be trained on or marked (its chosen or rejected CoT is
+    :func:`blank`: aligned against nothing, every token of the other side would be a key step),
+    or None when it can."""
+    for side in ("chosen", "rejected"):
+        if blank(pair.get(side)):
+            return f"its {side} CoT is empty or only whitespace"
+    return None
+
+
+def read_pairs(path: str | Path) -> list[dict]:
+    """The dual pairs of a ``cots/pairs.jsonl`` file, for key-step marking and training: every
+    record must have :data:`PAIR_FIELDS` (with their types), and a record with a :func:`pair_defect`
+    is a DataError naming the file, the record's number and its id (:func:`edit.dual.build_dual_cots`
+    never writes one; such a file was edited or made elsewhere, and dropping the pair silently
+    would change the training data)."""
+    out = []
+    for n, rec in enumerate(read_jsonl(path, required=PAIR_FIELDS), 1):
+        why = pair_defect(rec)
+        if why:
+            raise DataError(f"{path}: record {n} (id {rec['id']}, {rec['pair_type']}): {why}; "
+                            "this pair cannot be aligned (remake the data stage's pairs)")
+        out.append(rec)
+    return out

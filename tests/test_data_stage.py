@@ -9,6 +9,7 @@ from edit import dual
 from edit.io import read_jsonl, write_jsonl
 from edit.llm.base import ChatBackend, ChatResult
 from edit.oracle import OracleTeacher
+from edit.records import read_pairs
 from edit.stages import data as data_stage
 from edit.teachers import make_teacher
 
@@ -50,7 +51,7 @@ def test_run_writes_the_splits_cots_pairs_and_summary(tmp_path):
     expected = dual.build_dual_cots(splits["train"], make_teacher(P["teacher"]), progress=False)
     for name, records in (("sft", expected.sft), ("wrong", expected.wrong), ("pairs", expected.pairs)):
         assert list(read_jsonl(out / "cots" / f"{name}.jsonl")) == records
-    assert expected.pairs and dual.read_pairs(out / "cots" / "pairs.jsonl") == expected.pairs
+    assert expected.pairs and read_pairs(out / "cots" / "pairs.jsonl") == expected.pairs
     summary = json.loads(summary_path.read_text())
     assert summary == expected.summary and "judge" not in summary  # the oracle is never judged
     assert not (tmp_path / "ledger.json").exists()                  # no LLM calls, no ledger

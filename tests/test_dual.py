@@ -1,7 +1,8 @@
 """Dual-CoT construction with a scripted teacher: what is paired, what is counted, what is refused."""
 import pytest
 
-from edit.dual import build_dual_cots, make_questions, pair_defect, read_pairs
+from edit.dual import build_dual_cots, make_questions
+from edit.records import pair_defect, read_pairs
 from edit.io import DataError, read_jsonl, write_jsonl
 from edit.records import Question, TeacherCoT
 from edit.teacher import Teacher

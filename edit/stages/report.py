@@ -1,0 +1,48 @@
+"""The report stage (notebooks/05_report.ipynb; with ``include_grid`` also the grid's report of
+grid/dvc.yaml): which run folders it reads, every table and figure of ``edit.report.make``, and the
+per-task accuracy table ``per_task.csv``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from edit.report.make import make_report
+from edit.report.runs import SUMMARY_TASKS, load_accuracy, with_grid_students
+
+
+def report_runs(params: dict, results_dir="results", include_grid: bool = False,
+                grid_results_dir="grid/results") -> list[str]:
+    """The run folders of the report, as paths: ``results_dir/<method>-<seed>`` for the default
+    ``methods`` x ``seeds``, then, with ``include_grid``, ``grid_results_dir/<method>-<seed>`` for
+    ``grid_methods`` x ``grid_seeds``. Nothing else is read (a folder left over from another
+    configuration stays out)."""
+    runs = [f"{results_dir}/{m}-{s}" for m in params["methods"] for s in params["seeds"]]
+    if include_grid:
+        runs += [f"{grid_results_dir}/{m}-{s}" for m in params["grid_methods"] for s in params["grid_seeds"]]
+    return runs
+
+
+def per_task_table(acc: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std over seeds of each (method, suite, task)'s accuracy (the per-suite
+    summary rows ALL and MACRO left out), rounded to one decimal; index method, suite, task."""
+    tasks = acc[~acc["task"].isin(SUMMARY_TASKS)]
+    return tasks.groupby(["method", "suite", "task"])["accuracy"].agg(["mean", "std"]).round(1)
+
+
+def run(params: dict, results_dir="results", tables_dir="reports/tables", figures_dir="reports/figures",
+        paper_csv=None, include_grid: bool = False, grid_results_dir="grid/results",
+        students_dir="grid/students") -> dict:
+    """``make_report`` over ``report_runs`` (with ``include_grid``, also the grid's students of other
+    sizes under ``students_dir/<student>``, see ``with_grid_students``), then ``per_task.csv`` of the
+    primary student's runs under ``tables_dir``.
+
+    Returns ``make_report``'s dict plus ``"runs"`` (the run folders read) and ``"per_task"``."""
+    runs = report_runs(params, results_dir, include_grid, grid_results_dir)
+    if include_grid:
+        params = with_grid_students(params, students_dir)
+    out = make_report(params, ".", tables_dir, figures_dir, paper_csv=paper_csv, runs=runs)
+    per_task = per_task_table(load_accuracy(".", runs))
+    per_task.to_csv(Path(tables_dir) / "per_task.csv", lineterminator="\n")
+    return {**out, "runs": runs, "per_task": per_task}
