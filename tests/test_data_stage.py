@@ -6,7 +6,7 @@ import json
 import pytest
 
 from edit import dual
-from edit.io import read_jsonl, write_jsonl
+from edit.io import DataError, read_jsonl, write_jsonl
 from edit.llm.base import ChatBackend, ChatResult
 from edit.oracle import OracleTeacher
 from edit.records import read_pairs

@@ -82,9 +82,13 @@ def test_read_pairs_refuses_a_pair_with_a_blank_side(tmp_path):
     path = tmp_path / "pairs.jsonl"
     write_jsonl(path, [good, {**good, "id": "b", "pair_type": "D-dual"}])
     assert read_pairs(path) == [good, {**good, "id": "b", "pair_type": "D-dual"}]
-    for side, value in (("chosen", ""), ("rejected", " \n "), ("rejected", None)):
+    for side, value in (("chosen", ""), ("rejected", " \n ")):
         write_jsonl(path, [good, {**good, "id": "b", side: value}])
         with pytest.raises(DataError, match=rf"pairs.jsonl: record 2 \(id b, D\+dual\): its {side} CoT is empty"):
+            read_pairs(path)
+    for side, value in (("rejected", None), ("chosen", 42)):  # not text at all: the record's types
+        write_jsonl(path, [good, {**good, "id": "b", side: value}])
+        with pytest.raises(DataError, match=rf"pairs.jsonl:2 \(id b\): field '{side}' must be"):
             read_pairs(path)
     write_jsonl(path, [{k: v for k, v in good.items() if k != "rejected"}])
     with pytest.raises(DataError, match="missing field"):

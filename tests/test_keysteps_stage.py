@@ -14,7 +14,7 @@ from edit.io import read_jsonl, write_jsonl
 from edit.keystep_figures import plot_key_share, plot_localisation
 from edit.params import load_params
 from edit.stages import keysteps as keysteps_stage
-from edit.teacher import make_teacher
+from edit.teachers import make_teacher
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
