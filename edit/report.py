@@ -536,7 +536,7 @@ _CONTROLS = ["edit_random_tokens", "edit_all_diff_uniform"]
 DEFAULT_REPORT: dict = {
     "student": None,          # the run's student name in tables and the size figure (default: the profile)
     "average": "macro",       # suite score: macro (mean over tasks) or micro (items pooled)
-    "alpha": 0.05,            # significance threshold (two-sided)
+    "significance_level": 0.05,  # significance threshold (two-sided)
     "n_bootstrap": 10000,     # paired bootstrap resamples over test items
     "bootstrap_seed": 0,
     "noise_factor": 2.0,      # |diff| below noise_factor x pooled seed std counts as within noise
@@ -1235,7 +1235,7 @@ def make_report(params: dict, results_dir="results", tables_dir="reports/tables"
     acc = pd.concat(acc, ignore_index=True)
     items = pd.concat(items, ignore_index=True)
     tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
-    kw = dict(labels=labels, average=cfg["average"], alpha=cfg["alpha"], n_resamples=cfg["n_bootstrap"],
+    kw = dict(labels=labels, average=cfg["average"], alpha=cfg["significance_level"], n_resamples=cfg["n_bootstrap"],
               seed=cfg["bootstrap_seed"], decimals=cfg["decimals"])
     listed = {r["method"] for spec in cfg["tables"].values() for r in table_rows(spec, labels)}
     unlisted = [m for m in dict.fromkeys(acc["method"]) if m not in listed]
@@ -1282,11 +1282,11 @@ def make_report(params: dict, results_dir="results", tables_dir="reports/tables"
     comparisons = list(dict.fromkeys(comparisons))
     prim = acc[acc["student"].astype(str) == primary]
     noise = noise_summary(prim, comparisons, suites, cfg["average"], items[items["student"].astype(str) == primary],
-                          cfg["alpha"], cfg["noise_factor"], cfg["n_bootstrap"], cfg["bootstrap_seed"],
+                          cfg["significance_level"], cfg["noise_factor"], cfg["n_bootstrap"], cfg["bootstrap_seed"],
                           cache=caches.get(primary))
     tables_dir.mkdir(parents=True, exist_ok=True)
     noise.to_csv(tables_dir / "significance.csv", index=False, float_format="%.4f", lineterminator="\n")
-    sentences = noise_sentences(noise, labels, cfg["noise_factor"], cfg["alpha"])
+    sentences = noise_sentences(noise, labels, cfg["noise_factor"], cfg["significance_level"])
     out["noise"], out["sentences"] = noise, sentences
     # figures
     t1 = [r["method"] for r in table_rows(cfg["tables"].get("table1", {"rows": []}), labels)] + unlisted

@@ -357,10 +357,10 @@ def test_noise_verdicts_summary_and_sentences(tmp_path):
 
 
 def test_report_config_from_params():
-    cfg = report_config({"report": {"labels": {"edit": "EDIT (ours)"}, "alpha": 0.01,
+    cfg = report_config({"report": {"labels": {"edit": "EDIT (ours)"}, "significance_level": 0.01,
                                     "tables": {"table9": None, "table5": {"rows": ["std_cot", "edit_renamed"]}}}})
     assert cfg["labels"]["edit"] == "EDIT (ours)" and cfg["labels"]["std_cot"] == "Std-CoT"
-    assert cfg["alpha"] == 0.01 and cfg["n_bootstrap"] == DEFAULT_REPORT["n_bootstrap"]
+    assert cfg["significance_level"] == 0.01 and cfg["n_bootstrap"] == DEFAULT_REPORT["n_bootstrap"]
     assert "table9" not in cfg["tables"] and cfg["tables"]["table5"]["reference"] == "std_cot"
     assert [r["method"] for r in table_rows(cfg["tables"]["table5"])] == ["std_cot", "edit_renamed"]
     assert report_config({}) == report_config(None)
