@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from edit.config_schema import validate_params
+from edit.config_check import validate_params
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -70,7 +70,7 @@ def merge_profile(raw: dict, name: str | None = None) -> dict:
 
 def check_profile(raw: dict, name: str | None = None) -> tuple[dict | None, list[str]]:
     """(the validated, fully-defaulted configuration of profile ``name``, []) or (None, every
-    problem) (:func:`edit.config_schema.validate_params`)."""
+    problem) (:func:`edit.config_check.validate_params`)."""
     try:
         merged = merge_profile(raw, name)
     except ValueError as e:
@@ -80,7 +80,7 @@ def check_profile(raw: dict, name: str | None = None) -> tuple[dict | None, list
 
 def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> dict:
     """The effective configuration: the base sections with the selected profile's overlay merged in,
-    validated against :mod:`edit.config_schema` and with every default filled in (a plain dict:
+    validated against :mod:`edit.config_schema` (:mod:`edit.config_check`) and with every default filled in (a plain dict:
     index its keys directly). ``profile`` overrides the file's ``profile`` key. Any problem is a
     :class:`ParamsError` listing them all, each with its dotted key path, value and what is allowed."""
     raw = read_params_file(path)

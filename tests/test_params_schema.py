@@ -133,7 +133,7 @@ def test_an_unknown_key_is_an_error_listing_the_allowed_keys(tmp_path, dotted, v
 @pytest.mark.parametrize("dotted, value, expected", [
     ("data.ind.navigate.max_stepz", 3, "data.ind.navigate.max_stepz: unknown knob; navigate has min_instructions"),
     ("data.ind.navigat", {}, "data.ind.navigat: unknown task"),
-    ("data.ood.web_of_lies.n_people", 0, "data.ood.web_of_lies.n_people: 0 is not allowed"),
+    ("data.ood.web_of_lies.n_people", -1, "data.ood.web_of_lies.n_people: -1 is not allowed: a non-negative"),
     ("student_variants.small.vocab_size", 99, "student_variants.small.vocab_size: 'vocab_size' is not allowed"),
     ("student.hidden_size", 50, "student.hidden_size: 50 is not a multiple of num_heads 4"),
     ("methods", ["std_cot", "nope"], "methods: 'nope' is not allowed: not in method_defs"),
