@@ -3,13 +3,16 @@ default profile; ``profiles.<name>`` holds overlays (smoke, smollm2, paper, ...)
 over them when ``profile: <name>`` is selected. Profiles are data: no code branches on their names."""
 from __future__ import annotations
 
+import argparse
 import copy
+import importlib.util
 import os
 from pathlib import Path
 
 import yaml
 
 from edit.benchmarks import sources
+from edit.config_check import validate_params
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -23,19 +26,91 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
-def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> dict:
-    """The effective configuration: the base sections with the selected profile's overlay merged in.
-    ``profile`` overrides the file's ``profile`` key."""
+class ParamsError(ValueError):
+    """An invalid params file: every problem found, one per line, each naming its dotted key path."""
+
+    def __init__(self, where: str, problems: list[str]):
+        self.problems = list(problems)
+        n = len(self.problems)
+        super().__init__(f"{where}: {n} problem{'s' if n != 1 else ''}:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+def read_params_file(path: str | Path) -> dict:
+    """The raw mapping of a params file (no profile merged, nothing validated)."""
     path = Path(path)
     raw = yaml.safe_load(path.read_text())
-    name = profile or raw.get("profile", "default")
+    if not isinstance(raw, dict):
+        raise ParamsError(str(path), [f"<top level>: {type(raw).__name__} is not allowed: a mapping of sections"])
+    return raw
+
+
+def profile_names(raw: dict) -> list[str]:
+    """The profiles a params file defines (``profiles:``)."""
+    profiles = raw.get("profiles")
+    return list(profiles) if isinstance(profiles, dict) else []
+
+
+def merge_profile(raw: dict, name: str | None = None) -> dict:
+    """The base sections of ``raw`` with profile ``name``'s overlay merged in (default: the file's
+    ``profile``), not yet validated; ``profiles`` dropped, ``profile`` set to ``name``. An unknown
+    profile or an overlay that is not a mapping is a ValueError naming it."""
+    name = name or raw.get("profile") or "default"
     profiles = raw.get("profiles") or {}
+    if not isinstance(profiles, dict):
+        raise ValueError(f"profiles: {profiles!r} is not allowed: a mapping of profile name -> overlay")
     if name not in profiles:
-        raise ValueError(f"{path}: unknown profile {name!r}; defined profiles: {', '.join(sorted(profiles))}")
-    base = {k: v for k, v in raw.items() if k not in ("profiles",)}
-    params = deep_merge(base, profiles[name] or {})
+        raise ValueError(f"profile: unknown profile {name!r}; defined profiles: {', '.join(sorted(profiles))}")
+    overlay = profiles[name] or {}
+    if not isinstance(overlay, dict):
+        raise ValueError(f"profiles.{name}: {overlay!r} is not allowed: a mapping of sections to merge")
+    base = {k: v for k, v in raw.items() if k != "profiles"}
+    params = deep_merge(base, overlay)
     params["profile"] = name
     return params
+
+
+def check_profile(raw: dict, name: str | None = None) -> tuple[dict | None, list[str]]:
+    """(the validated, fully-defaulted configuration of profile ``name``, []) or (None, every
+    problem) (:func:`edit.config_check.validate_params`)."""
+    try:
+        merged = merge_profile(raw, name)
+    except ValueError as e:
+        return None, [str(e)]
+    return validate_params(merged)
+
+
+def load_params(path: str | Path = "params.yaml", profile: str | None = None) -> dict:
+    """The effective configuration: the base sections with the selected profile's overlay merged in,
+    validated against :mod:`edit.config_schema` (:mod:`edit.config_check`) and with every default filled in (a plain dict:
+    index its keys directly). ``profile`` overrides the file's ``profile`` key. Any problem is a
+    :class:`ParamsError` listing them all, each with its dotted key path, value and what is allowed."""
+    raw = read_params_file(path)
+    params, problems = check_profile(raw, profile)
+    if problems:
+        name = profile or raw.get("profile") or "default"
+        raise ParamsError(f"{path} (profile {name})", problems)
+    return params
+
+
+def check_file(path: str | Path = "params.yaml") -> list[str]:
+    """Every problem of a params file: its selected ``profile`` and every profile of ``profiles``
+    merged and validated; each line names the profile. Empty when all is well."""
+    try:
+        raw = read_params_file(path)
+    except ParamsError as e:
+        return e.problems
+    names = profile_names(raw)
+    problems = []
+    if "profiles" not in raw:
+        problems.append("profiles: required, but missing (at least `profiles: {default: {}}`)")
+    elif not isinstance(raw["profiles"], dict):
+        problems.append(f"profiles: {raw['profiles']!r} is not allowed: a mapping of profile name -> overlay")
+    selected = raw.get("profile") or "default"
+    if names and selected not in names:
+        problems.append(f"profile: {selected!r} is not allowed: not in profiles (defined: {', '.join(names)})")
+    for name in names:
+        problems += [f"profile {name}: {p}" for p in check_profile(raw, name)[1]]
+    return problems
 
 
 def setup_runtime(params: dict, seed: int | None = None) -> None:
@@ -46,7 +121,7 @@ def setup_runtime(params: dict, seed: int | None = None) -> None:
     import torch
     from transformers import set_seed
 
-    threads = int(params.get("runtime", {}).get("torch_threads", 1))
+    threads = int(params["runtime"]["torch_threads"])
     torch.set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -58,6 +133,7 @@ def setup_runtime(params: dict, seed: int | None = None) -> None:
 
 def primary_student(params: dict) -> str:
     """The name of the run's own student in tables and figures: ``report.student``, else the profile."""
+    # also for the partial dicts the report's tests build; the fallbacks are the schema's defaults
     return str((params.get("report") or {}).get("student") or params.get("profile", "default"))
 
 
@@ -75,8 +151,6 @@ def resolve_model_path(path: str | Path) -> str:
     path = str(path)
     if not path.startswith("pkg://"):
         return path
-    import importlib.util
-
     name = path[len("pkg://"):]
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
@@ -107,9 +181,9 @@ def with_student_variant(params: dict, name: str) -> dict:
     overlay = variants[name] or {}
     if not isinstance(overlay, dict):
         raise ValueError(f"student_variants.{name} must be a mapping of student sizes, got {overlay!r}")
-    if params["student"].get("kind", "tiny_llama") != "tiny_llama":
+    if params["student"]["kind"] != "tiny_llama":
         raise ValueError(f"student variant {name!r}: only a code-built student (student.kind: tiny_llama) has "
-                         f"size variants; this profile's student is {params['student'].get('kind')!r} (set "
+                         f"size variants; this profile's student is {params['student']['kind']!r} (set "
                          f"`grid_students: []` in params.yaml to run the grid without them)")
     bad = [k for k in overlay if k not in STUDENT_VARIANT_KEYS]
     if bad:
@@ -137,15 +211,22 @@ def variant_params_file(params: dict, name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m edit.params",
-                                 description="Write the params file of a student size variant (grid/dvc.yaml).")
+                                 description="Check a params file (--check), or write the params file of a student "
+                                             "size variant (--student-variant, --out; grid/dvc.yaml).")
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--check", action="store_true",
+                    help="validate every profile; print ok, or every problem (exit status 1)")
     ap.add_argument("--profile", default=None, help="default: the file's `profile`")
-    ap.add_argument("--student-variant", required=True, help="a name in student_variants")
-    ap.add_argument("--out", required=True, help="the variant's params file to write")
+    ap.add_argument("--student-variant", help="a name in student_variants")
+    ap.add_argument("--out", help="the variant's params file to write")
     args = ap.parse_args(argv)
+    if args.check:
+        problems = check_file(args.params)
+        print("\n".join(problems) if problems else "ok")
+        return 1 if problems else 0
+    if not (args.student_variant and args.out):
+        ap.error("give --check, or --student-variant and --out")
     content = variant_params_file(load_params(args.params, args.profile), args.student_variant)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
