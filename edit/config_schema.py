@@ -24,7 +24,7 @@ from pydantic import (BaseModel, ConfigDict, Discriminator, Field, NonNegativeIn
 from pydantic_core import PydanticCustomError
 
 from edit import tasks as task_world
-from edit.benchmarks import BBH_TASKS, SUITES
+from edit.benchmarks.suites import BBH_TASKS, SUITES
 from edit.methods import LOSSES, MISTAKE_TYPES, SELECT
 
 #: the sizes a student variant may change (``edit.params.with_student_variant``)
