@@ -14,15 +14,15 @@ from edit.scoring import score
 
 
 def val_accuracy(model, tokenizer, method, questions: list, max_new_tokens: int, batch_size: int = 32,
-                 exemplars: dict | None = None, answer_type_of=None) -> float:
+                 exemplars: dict | None = None) -> float:
     """Accuracy (percent) of greedy decoding with the method's inference prompt on ``questions``
-    (Question objects), scored like the evaluation (:func:`edit.scoring.score`)."""
-    answer_type_of = answer_type_of or benchmarks.answer_type  # every BBH task, the embedded ones too
+    (Question objects), scored like the evaluation (:func:`edit.scoring.score`; answer types from
+    :func:`edit.benchmarks.answer_type`, which knows every BBH task, the embedded ones too)."""
     if not questions:
         raise ValueError("val_accuracy: no validation questions")
     prompts = [inference_prompt(method, q, exemplars) for q in questions]
     gens = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size, show_progress=False)
-    correct = sum(score(g, q.target, answer_type_of(q.task))["correct"] for g, q in zip(gens, questions))
+    correct = sum(score(g, q.target, benchmarks.answer_type(q.task))["correct"] for g, q in zip(gens, questions))
     return 100.0 * correct / len(questions)
 
 
