@@ -4,6 +4,7 @@ import torch
 from edit.io import DataError
 from edit.keysteps import mark_pairs
 from edit.params import load_params
+from edit.stages.train import describe
 from edit.student import build_student, load_student, train_tokenizer
 from edit.training import batching
 from edit.training.batching import LengthGroupedSampler, PadToLongest, row_length
@@ -331,3 +332,14 @@ def test_krsl_step_loss_equals_krsl_loss_on_full_logits_with_the_same_gradients(
                              torch.zeros_like(batch["weights"]))
     zero.backward()
     assert zero.item() == 0.0
+
+
+def test_train_stage_describes_a_summary():
+    assert describe({"method": "untuned_zero_shot", "format": "zero_shot", "steps": []}) == \
+        "untuned_zero_shot: untuned (zero_shot), no training"
+    log = [{"loss": 3.0 - i, "step": i} for i in range(1, 4)] + [{"train_loss": 2.0, "step": 3}]
+    text = describe({"method": "m", "format": "cot", "steps": [
+        {"step": 1, "loss": "sft", "settings": {"data": ["D+"]}, "data": {"rows": 4}, "selection": {"epoch": 1},
+         "log": log}]}, tail=2)
+    assert text.splitlines() == ["step 1 (sft, {'data': ['D+']}): {'rows': 4}; selection {'epoch': 1}",
+                                 "  step     2  loss 1.0000", "  step     3  loss 0.0000"]
