@@ -1,13 +1,13 @@
 """Benchmark: training throughput of our batching, and the cost of a KRSL step.
 
 1. **Padding.** Tokens/s of SFT training steps (forward, backward, AdamW) on the same rows when a
-   batch is padded to its longest row (``edit.training.PadToLongest``, what the pipeline does)
+   batch is padded to its longest row (``edit.training.batching.PadToLongest``, what the pipeline does)
    against every row padded to 1,024 tokens (what the pitfall notes describe in published code),
    in a random order and in the pipeline's length-grouped order (hp ``group_by_length``: the
-   global batches of ``edit.training.LengthGroupedSampler``'s epoch-0 order), and packed.
+   global batches of ``edit.training.batching.LengthGroupedSampler``'s epoch-0 order), and packed.
    Tokens/s counts real (non-padding) tokens. Target: >= 3x.
 2. **KRSL vs Std-CoT.** Time per optimizer step on the same P pairs: a Std-CoT (SFT) step on the P
-   correct CoTs, against a KRSL step (``edit.training.krsl_step_loss``, what ``KRSLTrainer`` runs:
+   correct CoTs, against a KRSL step (``edit.training.trainers.krsl_step_loss``, what ``KRSLTrainer`` runs:
    ``edit.losses.krsl_loss`` with the output layer computed only at weighted positions) on the P
    pairs, i.e. 2P rows (chosen and rejected) in one forward pass, in random and in length-grouped
    batches; references: the SFT loss on the same 2P rows, and krsl_loss on the full logits.
@@ -107,7 +107,7 @@ def build_rows(texts: list[dict], vocab_size: int, max_length: int):
     from edit.formats import student_prompt
     from edit.keysteps import mark_pairs
     from edit.student import train_tokenizer
-    from edit.training import krsl_dataset
+    from edit.training.rows import krsl_dataset
 
     corpus = [student_prompt(t["question"]) for t in texts] + [t["chosen"] for t in texts] + [t["rejected"] for t in texts]
     tok = train_tokenizer(corpus, vocab_size)
@@ -124,7 +124,7 @@ class PadTo:
     """Collate rows padded to a FIXED width (the wasteful baseline)."""
 
     def __init__(self, pad_token_id: int, width: int):
-        from edit.training import PadToLongest
+        from edit.training.batching import PadToLongest
 
         self.inner, self.width = PadToLongest(pad_token_id), width
 
@@ -212,7 +212,7 @@ def time_steps(tok, batches: list[list[dict]], collate, loss: str, warmup: int, 
     import torch
 
     from edit.losses import krsl_loss
-    from edit.training import krsl_step_loss
+    from edit.training.trainers import krsl_step_loss
 
     model = _model(tok, seed)
     model.train()
@@ -256,8 +256,8 @@ def time_steps(tok, batches: list[list[dict]], collate, loss: str, warmup: int, 
 
 def length_grouped(rows: list[dict], batch: int, seed: int) -> list[list[dict]]:
     """The pipeline's length-grouped batches (hp ``group_by_length``): the rows of each global batch
-    of :class:`edit.training.LengthGroupedSampler`'s epoch-0 order, the order the Trainer feeds."""
-    from edit.training import LengthGroupedSampler, row_length
+    of :class:`edit.training.batching.LengthGroupedSampler`'s epoch-0 order, the order the Trainer feeds."""
+    from edit.training.batching import LengthGroupedSampler, row_length
 
     sampler = LengthGroupedSampler([row_length(r) for r in rows], batch, seed)
     return [[rows[i] for i in b] for b in sampler.batches()]
@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"row length (prompt + CoT + EOS): mean {statistics.mean(lengths):.0f}, min {lengths[0]}, max {lengths[-1]} "
           f"tokens; CoT (response) mean {statistics.mean(resp):.0f}, min {resp[0]}, max {resp[-1]}")
 
-    from edit.training import PadToLongest
+    from edit.training.batching import PadToLongest
 
     b = a.batch_size
     random_batches = [sft[i:i + b] for i in range(0, n, b)]  # rows are drawn at random: a random order

@@ -25,9 +25,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
+from edit.benchmarks import suites as benchmarks
+from edit import tasks as task_world
 from edit.formats import student_prompt
 from edit.generation import GenConfig, generate_with
-from edit.io import write_jsonl
+from edit.io import read_jsonl, write_jsonl
 from edit.scoring import score_full
 
 LONG_COLUMNS = ["method", "student", "seed", "suite", "task", "n", "accuracy"]
@@ -179,10 +181,6 @@ def load_suite(spec: str | Mapping, data_dir: str | Path = "data", name: str = "
         benchmark written by the benchmarks stage to ``<data_dir>/benchmarks``
         (:func:`edit.benchmarks.suites.select_suite`: benchmark, part, tasks, max_per_task).
     """
-    from edit import tasks as task_world
-    from edit.benchmarks import suites as benchmarks
-    from edit.io import read_jsonl
-
     data_dir = Path(data_dir)
     if isinstance(spec, str):
         path = data_dir / "questions" / f"{spec}.jsonl"

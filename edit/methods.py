@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from edit.formats import CORRECT_SOURCES, FORMATS, WRONG_SOURCES, Format, get_format
 from edit.records import PAIR_TYPES, stable_seed
-from edit.formats import CORRECT_SOURCES, WRONG_SOURCES, Format, get_format
 
 LOSSES = ("sft", "krsl", "dpo")
 SOURCES = CORRECT_SOURCES + WRONG_SOURCES
@@ -144,8 +144,6 @@ def _check_step(step: dict, k: int, fmt: Format, where: str) -> dict:
 
 
 def _formats_with_pairs():
-    from edit.formats import FORMATS
-
     return [(n, f) for n, f in FORMATS.items() if f.pair is not None]
 
 
@@ -218,31 +216,6 @@ def select_exemplars(records: list[dict], k: int, seed: int) -> dict[str, list[d
         if r.get("source") == "D+":
             by_task.setdefault(r["task"], []).append(r)
     return {t: sorted(rs, key=lambda r: stable_seed("exemplar", seed, r["id"]))[:k] for t, rs in sorted(by_task.items())}
-
-
-def shared_prefix(method, other, params: dict) -> int:
-    """How many leading training steps ``method`` and ``other`` have in common: the same format and,
-    step by step, the same definition and the same hyper-parameters after ``params`` are merged in.
-    Training is deterministic given the seed, so a method may start from ``other``'s saved model
-    after that many steps instead of training them again (:func:`edit.training.run_method`)."""
-    from edit.launch import CHECKPOINT_KEYS  # where a run keeps its checkpoints does not change the model
-    from edit.training import step_hp
-
-    def definition(step):
-        return {k: v for k, v in step.items() if k != "hp"}
-
-    def hp(step):
-        return {k: v for k, v in step_hp(params, step["loss"], step).items() if k not in CHECKPOINT_KEYS}
-
-    method, other = as_method(method), as_method(other)
-    if method.format != other.format:
-        return 0
-    k = 0
-    for a, b in zip(method.steps, other.steps):
-        if definition(a) != definition(b) or hp(a) != hp(b):
-            break
-        k += 1
-    return k
 
 
 def method_exemplars(method: Method, records: list[dict], seed: int) -> dict[str, list[dict]] | None:
@@ -380,7 +353,5 @@ def val_subset(questions: list, n: int, seed: int) -> list:
 def with_step_hp(method: Method, extra: dict) -> Method:
     """A copy of ``method`` with ``extra`` added to every step's ``hp`` (e.g. checkpoint settings
     of the launcher); the method's own keys are overridden by ``extra``."""
-    import dataclasses
-
     steps = tuple(dict(s, hp={**(s.get("hp") or {}), **extra}) for s in method.steps)
-    return dataclasses.replace(method, steps=steps)
+    return replace(method, steps=steps)

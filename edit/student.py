@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterable
 
 import torch
+from peft import LoraConfig, PeftModel, get_peft_model
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -63,7 +64,7 @@ def build_student(student: dict, tokenizer, seed: int = 0):
     ``intermediate_size`` and ``max_length`` with weights drawn from ``seed``;
     ``kind: pretrained`` loads ``path`` (hub id, folder or ``pkg://<package>``; ``gguf_file`` for a
     GGUF checkpoint, de-quantised to ``dtype`` on loading and then trained like any float model).
-    ``lora.enabled`` wraps the model in LoRA adapters (r, alpha, dropout, target_modules).
+    ``lora.enabled`` wraps the model in LoRA adapters (r, lora_alpha, lora_dropout, target_modules).
     """
     kind = student.get("kind", "tiny_llama")
     if kind == "tiny_llama":
@@ -104,8 +105,12 @@ def build_student(student: dict, tokenizer, seed: int = 0):
 
 
 def add_lora(model, lora: dict, seed: int = 0):
-    from peft import LoraConfig, get_peft_model
-
+    """``model`` wrapped in LoRA adapters (peft) from the ``student.lora`` params section: ``r``,
+    ``lora_alpha``, ``lora_dropout`` (peft's own names) and ``target_modules``; the adapters'
+    initial weights are drawn from ``seed``."""
+    old = sorted({"alpha", "dropout"} & set(lora))
+    if old:
+        raise ValueError(f"student.lora: {old} were renamed to {['lora_' + k for k in old]} (peft's names)")
     torch.manual_seed(seed)
     config = LoraConfig(
         r=int(lora.get("r", 64)),
@@ -134,8 +139,6 @@ def load_student(path: str | Path, base: dict | None = None, trainable: bool = F
     loads LoRA adapters for further training (they are frozen otherwise)."""
     path = Path(path)
     if (path / "adapter_config.json").exists():
-        from peft import PeftModel
-
         if base is None:
             raise ValueError(f"{path} holds LoRA adapters: pass the base student params to load them")
         tokenizer = load_tokenizer(path)

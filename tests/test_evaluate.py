@@ -1,6 +1,7 @@
 """Answer extraction, scoring, batched generation and accuracy frames."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from hypothesis import given, settings
@@ -8,8 +9,16 @@ from hypothesis import strategies as st
 
 from edit.evaluate import accuracy_frame, evaluate_suite
 from edit.generation import generate
-from edit.scoring import ANSWER_TYPES, extract_answer, score
+from edit.io import read_jsonl, write_jsonl
+from edit.methods import parse_method
+from edit.params import load_params
 from edit.records import Question
+from edit.scoring import ANSWER_TYPES, extract_answer, score
+from edit.stages import evaluate as evaluate_stage
+from edit.stages.evaluate import active_suites, generation_config
+from edit.student import build_student, save_student, train_tokenizer
+
+from conftest import ROOT
 
 torch.set_num_threads(1)
 
@@ -254,3 +263,84 @@ def test_evaluate_suite_records_and_frame(tiny):
     assert list(acc.columns) == ["suite", "task", "n", "correct", "accuracy"]
     assert list(acc["task"]) == ["t1", "t2", "ALL", "MACRO"]
     assert acc.loc[acc.task == "ALL", "n"].item() == 3
+
+
+# ---------------------------------------------------------------- the evaluate stage's rules
+
+
+STAGE_STUDENT = {"kind": "tiny_llama", "hidden_size": 16, "intermediate_size": 32, "num_layers": 1, "num_heads": 2,
+                 "max_length": 256, "lora": {"enabled": False}}
+STAGE_QUESTIONS = ["not ( True ) and ( True ) is", "True or False and not True is", "not not ( False ) is"]
+
+
+def _stage_params(student_name: str | None = "tiny-student") -> dict:
+    p = load_params(ROOT / "params.yaml", profile="smoke")
+    p["student"] = dict(STAGE_STUDENT)
+    p["eval"].update(max_new_tokens=12, max_new_tokens_direct=3, batch_size=4)
+    p["eval"]["suites"] = {"A": "tiny", "Off": None}
+    p["report"]["student"] = student_name
+    return p
+
+
+@pytest.fixture(scope="module")
+def stage_dirs(tmp_path_factory):
+    """A data folder (one question split, D+ CoTs for exemplars) and untrained tiny students saved
+    where the stage looks for std_cot's and answer_sft's final step."""
+    root = tmp_path_factory.mktemp("stage")
+    data = root / "data"
+    qs = [{"id": f"boolean_expressions/tiny/{i:05d}", "task": "boolean_expressions", "input": q, "target": "False"}
+          for i, q in enumerate(STAGE_QUESTIONS)]
+    write_jsonl(data / "questions" / "tiny.jsonl", qs)
+    cots = [{"id": f"boolean_expressions/train/{i:05d}", "task": "boolean_expressions", "question": q, "gold": "False",
+             "response": "It is False. Therefore, the answer is False.", "source": "D+"}
+            for i, q in enumerate(STAGE_QUESTIONS)]
+    write_jsonl(data / "cots" / "sft.jsonl", cots)
+    tok = train_tokenizer(STAGE_QUESTIONS + [c["response"] for c in cots], 280)
+    model = build_student(STAGE_STUDENT, tok, seed=0)
+    for method in ("std_cot", "answer_sft"):
+        save_student(model, tok, root / "models" / f"{method}-0" / "step1", seed=0)
+    return root
+
+
+def test_active_suites_skip_switched_off_suites_in_order():
+    assert list(active_suites({"B": "ind_test", "Off": None, "A": {"benchmark": "bbh"}})) == ["B", "A"]
+    assert active_suites({"Off": None}) == {} and active_suites(None) == {}
+
+
+def test_direct_answer_methods_get_the_short_budget():
+    defs = load_params(ROOT / "params.yaml")["method_defs"]
+    direct, cot = parse_method(defs["answer_sft"], "answer_sft"), parse_method(defs["std_cot"], "std_cot")
+    eval_params = {"max_new_tokens": 400, "max_new_tokens_direct": 32, "batch_size": 8}
+    assert generation_config(eval_params, direct).max_new_tokens == 32
+    assert generation_config(eval_params, cot).max_new_tokens == 400
+    assert generation_config({**eval_params, "max_new_tokens": 20}, direct).max_new_tokens == 20  # never above
+    assert generation_config(eval_params, direct).batch_size == 8
+    with pytest.raises(ValueError, match="max_new_tokens_direct"):
+        generation_config({"max_new_tokens": 400}, direct)
+
+
+def test_evaluate_stage_skips_null_suites_caps_direct_answers_and_names_the_student(stage_dirs, monkeypatch):
+    seen = []
+    original = evaluate_stage.evaluate_suite
+
+    def spy(model, tokenizer, items, suite, gen_cfg, **kwargs):
+        seen.append((suite, gen_cfg.max_new_tokens, len(items)))
+        return original(model, tokenizer, items, suite, gen_cfg, show_progress=False, **kwargs)
+
+    monkeypatch.setattr(evaluate_stage, "evaluate_suite", spy)
+    dirs = {k: stage_dirs / k for k in ("data", "models", "results")}
+    for method, budget in (("answer_sft", 3), ("std_cot", 12)):
+        seen.clear()
+        out = evaluate_stage.run(_stage_params(), method, 0, data_dir=dirs["data"], models_dir=dirs["models"],
+                                 results_dir=dirs["results"])
+        assert seen == [("A", budget, len(STAGE_QUESTIONS))]  # the null suite is never loaded
+        assert out["gen_cfg"].max_new_tokens == budget and out["student"] == "tiny-student"
+        acc = pd.read_csv(dirs["results"] / f"{method}-0" / "accuracy.csv")
+        assert set(acc["suite"]) == {"A"} and set(acc["student"]) == {"tiny-student"}
+        assert set(acc["method"]) == {method} and set(acc["task"]) == {"boolean_expressions", "ALL", "MACRO"}
+        samples = list(read_jsonl(dirs["results"] / f"{method}-0" / "samples.jsonl"))
+        assert len(samples) == len(STAGE_QUESTIONS) and {s["student"] for s in samples} == {"tiny-student"}
+    # without report.student the student is named after the profile
+    out = evaluate_stage.run(_stage_params(None), "std_cot", 0, data_dir=dirs["data"], models_dir=dirs["models"],
+                             results_dir=stage_dirs / "unnamed")
+    assert out["student"] == "smoke" and set(out["accuracy"]["student"]) == {"smoke"}

@@ -15,15 +15,17 @@ from edit.keysteps import mark_pairs, response_ids
 from edit.losses import token_log_probs
 from edit.methods import (
     answers_directly, control_key_indices, get_method, inference_prompt, method_exemplars, mistake_subset,
-    parse_method, random_key_indices, repeat_to_volume, select_exemplars, shared_prefix, validate_method_defs,
-    val_subset,
+    parse_method, random_key_indices, repeat_to_volume, select_exemplars, validate_method_defs, val_subset,
 )
 from edit.params import load_params
 from edit.records import Question
 from edit.student import build_student, load_student, train_tokenizer
-from edit.training import (
-    PadToLongest, dpo_dataset, krsl_dataset, make_dpo_trainer, run_method, sft_dataset, train, val_accuracy,
-)
+from edit.training import run as training_run
+from edit.training.batching import PadToLongest
+from edit.training.rows import dpo_dataset, krsl_dataset, sft_dataset
+from edit.training.run import run_method, shared_prefix
+from edit.training.selection import SelectCheckpoint, val_accuracy
+from edit.training.trainers import make_dpo_trainer, train
 
 from conftest import ROOT
 
@@ -437,8 +439,6 @@ def test_best_val_accuracy_selection_is_recorded_and_restored(data, tok, marked,
 def test_selection_saves_an_earlier_epoch_when_it_was_best(data, tok, tmp_path, monkeypatch):
     """With scripted validation accuracies 20, 70, 40 the saved model is the epoch-2 model, and the
     report says so (a broken restore would save the epoch-3 weights)."""
-    import edit.training as training
-
     sft, _, pairs = data
     scripted, snapshots = iter([20.0, 70.0, 40.0]), []
 
@@ -446,7 +446,7 @@ def test_selection_saves_an_earlier_epoch_when_it_was_best(data, tok, tmp_path, 
         snapshots.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         return next(scripted)
 
-    monkeypatch.setattr(training, "val_accuracy", fake_val_accuracy)
+    monkeypatch.setattr(training_run, "val_accuracy", fake_val_accuracy)
     method = [{"loss": "sft", "data": ["D+"], "hp": {"epochs": 3, "batch_size": 4, "lr": 1e-2,
                                                      "select": "best_val_accuracy", "val_max_items": 2}}]
     report = run_method(method, _params(), tok, sft, pairs, [], tmp_path, seed=0, val_questions=_val_questions())
@@ -459,8 +459,6 @@ def test_selection_saves_an_earlier_epoch_when_it_was_best(data, tok, tmp_path, 
 def test_selection_restores_the_chosen_epoch_weights():
     """SelectCheckpoint on a hand-driven model: epoch accuracies 10, 30, 20 keep epoch 2."""
     from types import SimpleNamespace
-
-    from edit.training import SelectCheckpoint
 
     lin = torch.nn.Linear(2, 1)
     accs = iter([10.0, 30.0, 20.0])

@@ -1,12 +1,12 @@
-"""Scale-out and resume of training (edit/launch.py, edit.training.train).
+"""Scale-out and resume of training (edit/launch.py, edit.training.trainers.train).
 
 * Two CPU processes under ``accelerate launch`` (DDP, gloo) log the same per-step losses as one
-  process with the same GLOBAL batch: ``train.<loss>.batch_size`` is global and edit.training.train
+  process with the same GLOBAL batch: ``train.<loss>.batch_size`` is global and edit.training.trainers.train
   gives each process batch_size / N. Data order: accelerate's seedable sampler draws the same
   permutation in both runs and hands per-device batch j of global step k to rank j, so global step
   k sees exactly the rows of the single run's step k (the row count is a multiple of the global
   batch here: otherwise accelerate fills the last batch with rows from the epoch's start). The SFT
-  step runs with ``group_by_length`` (edit.training.LengthGroupedSampler: an order that depends
+  step runs with ``group_by_length`` (edit.training.batching.LengthGroupedSampler: an order that depends
   only on seed and epoch, grouped in units of the global batch), the KRSL step with the default
   random order, so both orders are checked on 1 and 2 processes and across a kill and resume.
   Tolerance: the two runs do the same arithmetic except the order of float32 sums (a gradient is
@@ -33,9 +33,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edit.launch import (CHECKPOINT_KEYS, finish_history, is_complete_checkpoint, last_complete_checkpoint,
-                         per_device_batch, prepare_checkpoints, run_fingerprint, checkpoint_hp)
 from edit.params import load_params
+from edit.student import train_tokenizer
+from edit.training.checkpoints import (CHECKPOINT_KEYS, checkpoint_hp, is_complete_checkpoint, last_complete_checkpoint,
+                                       per_device_batch, prepare_checkpoints, run_fingerprint)
+from edit.training.trainers import finish_history, train
 
 from conftest import ROOT
 
@@ -49,7 +51,6 @@ def _build_data(out: Path) -> dict:
     from edit import dual, keysteps
     from edit.formats import student_prompt
     from edit.io import write_jsonl
-    from edit.student import train_tokenizer
     from edit.teachers import make_teacher
 
     train = dual.make_questions(IND, 8, "train", 7)
@@ -210,9 +211,6 @@ def test_finish_history_recomputes_the_mean_loss_over_all_steps():
 
 
 def test_save_steps_must_be_a_multiple_of_logging_steps(tmp_path):
-    from edit.student import train_tokenizer
-    from edit.training import train
-
     tok = train_tokenizer(["a b c"], 270)
     rows = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}] * 4
     hp = {"epochs": 1, "batch_size": 2, "lr": 1e-3, "logging_steps": 2, "save_steps": 3,

