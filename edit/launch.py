@@ -19,7 +19,8 @@ import sys
 
 import yaml
 
-from edit.params import load_params, setup_runtime
+from edit.params import load_params
+from edit.runtime import setup_runtime
 from edit.training.checkpoints import rank
 from edit.training.run import train_one
 

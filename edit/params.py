@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import os
 from pathlib import Path
 
 import yaml
@@ -111,24 +110,6 @@ def check_file(path: str | Path = "params.yaml") -> list[str]:
     for name in names:
         problems += [f"profile {name}: {p}" for p in check_profile(raw, name)[1]]
     return problems
-
-
-def setup_runtime(params: dict, seed: int | None = None) -> None:
-    """Threads and determinism for this process, from the ``runtime`` section."""
-    import random
-
-    import numpy as np
-    import torch
-    from transformers import set_seed
-
-    threads = int(params["runtime"]["torch_threads"])
-    torch.set_num_threads(threads)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    if seed is not None:
-        random.seed(seed)
-        np.random.seed(seed)
-        set_seed(seed)
 
 
 def primary_student(params: dict) -> str:

@@ -1,5 +1,7 @@
 """Dry run of a profile: every configuration, count and cost of a run, without training, without
-calling a teacher and without downloading anything (no network, no model loaded).
+calling a teacher and without downloading anything (no network, no model loaded). Just over 400
+lines: the counts (here) and the costs (:mod:`edit.plan_costs`) are already split; what is left is
+the report's text and its command line, read together.
 
     python -m edit.plan --profile paper            # tables on stdout
     python -m edit.plan --profile paper --json plan.json

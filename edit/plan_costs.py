@@ -2,15 +2,15 @@
 optimizer steps, tokens and FLOPs; the student's size without loading it (one parameter count,
 :func:`llama_param_count`); the accelerate config; the teacher's calls, tokens and dollars from the
 real prompts.
-
-``accelerate`` (it imports torch) and ``gguf`` (optional) are imported inside the functions that
-read a config or a GGUF header, so that planning stays light.
 """
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
+
+from accelerate.commands.config.config_args import load_config_from_file
+from gguf import GGUFReader
 
 from edit.formats import CORRECT_SOURCES, get_format, student_prompt
 from edit.llm.base import ChatRequest
@@ -119,8 +119,6 @@ def accelerate_plan(params: dict, root: str | Path = ".") -> dict:
     full = Path(root, path)
     if not full.is_file():
         raise FileNotFoundError(f"runtime.accelerate_config: {full} not found")
-    from accelerate.commands.config.config_args import load_config_from_file
-
     cfg = load_config_from_file(str(full))
     n = int(rt.get("num_processes") or cfg.num_processes)
     return {"config": str(path), "distributed_type": cfg.distributed_type.value, "num_processes": n,
@@ -155,10 +153,6 @@ def describe_local_model(folder: Path | None, gguf_file: str | None) -> tuple[fl
     if folder is None:
         return None, {}, None
     if gguf_file and (folder / gguf_file).is_file():
-        try:
-            from gguf import GGUFReader
-        except ImportError:
-            return None, {}, None
         r = GGUFReader(str(folder / gguf_file))
 
         def field(key):

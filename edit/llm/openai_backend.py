@@ -42,6 +42,7 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -49,6 +50,7 @@ from edit.records import ANSWER_PHRASE
 from edit.secrets import redact
 
 from .base import ChatBackend, ChatRequest, ChatResult
+from .cache import CachedBackend
 
 log = logging.getLogger(__name__)
 
@@ -449,10 +451,6 @@ def cached_backend_from_params(cfg: dict, root: str | os.PathLike = "."):
     """An :class:`OpenAIBackend` behind a :class:`~edit.llm.cache.CachedBackend`, from a params
     section such as ``teacher.openai`` (``cache`` is a path relative to ``root``; ``price`` the price
     table)."""
-    from pathlib import Path
-
-    from .cache import CachedBackend
-
     if not cfg.get("cache"):
         raise ValueError("teacher params: `cache` (path of the call cache) is required")
     backend = OpenAIBackend.from_params(cfg)

@@ -16,7 +16,8 @@ from edit import dual
 from edit.benchmarks.suites import read_bbh_part
 from edit.io import DataError, write_json, write_jsonl
 from edit.llm.judge import apply_labels, judge_mistakes
-from edit.params import data_mirror, load_params, setup_runtime
+from edit.params import data_mirror, load_params
+from edit.runtime import setup_runtime
 from edit.teachers import make_teacher
 
 

@@ -27,8 +27,9 @@ from edit.evaluate import evaluate_suite, load_suite, long_accuracy, write_resul
 from edit.generation import GenConfig
 from edit.io import read_jsonl
 from edit.methods import Method, answers_directly, get_method, inference_prompt, method_exemplars
-from edit.params import load_params, primary_student, setup_runtime
+from edit.params import load_params, primary_student
 from edit.records import SFT_FIELDS
+from edit.runtime import setup_runtime
 from edit.student import load_student
 
 

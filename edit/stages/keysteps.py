@@ -11,8 +11,8 @@ from edit import keysteps
 from edit.formats import student_prompt
 from edit.io import read_jsonl, write_jsonl
 from edit.keystep_figures import plot_key_share, plot_localisation
-from edit.params import setup_runtime
 from edit.records import SFT_FIELDS, read_pairs
+from edit.runtime import setup_runtime
 from edit.student import make_tokenizer, tokenizer_fingerprint
 
 #: the groupings of the per-pair statistics, one table ``by_<group>.csv`` each

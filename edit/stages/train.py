@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from edit.params import load_params, setup_runtime
+from edit.params import load_params
+from edit.runtime import setup_runtime
 from edit.training.run import train_one
 
 

@@ -14,6 +14,7 @@ import math
 import tempfile
 
 import torch
+from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from edit.losses import krsl_loss, krsl_loss_at, weighted_positions
@@ -181,8 +182,7 @@ def make_dpo_trainer(model, tokenizer, rows: list[dict], hp: dict, seed: int, ca
     truncation (``max_length=None``): over-long pairs were skipped when the rows were built. The hp
     ``group_by_length`` is ignored here: DPO keeps TRL's random order. ``batch_size`` is the global
     batch (pairs), as for SFT and KRSL."""
-    from datasets import Dataset  # TRL's data format; only DPO needs it
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig, DPOTrainer  # optional: only the DPO step needs TRL
 
     if not rows:
         raise ValueError("no training rows for the dpo step: check the data stage's summary")
