@@ -109,8 +109,8 @@ def add_lora(model, lora: dict, seed: int = 0):
     torch.manual_seed(seed)
     config = LoraConfig(
         r=int(lora.get("r", 64)),
-        lora_alpha=int(lora.get("alpha", 32)),
-        lora_dropout=float(lora.get("dropout", 0.05)),
+        lora_alpha=int(lora.get("lora_alpha", 32)),
+        lora_dropout=float(lora.get("lora_dropout", 0.05)),
         target_modules=list(lora.get("target_modules", ["q_proj", "v_proj"])),
         task_type="CAUSAL_LM",
     )

@@ -299,7 +299,7 @@ def test_generate_with_config(memorised, tok):
 
 
 def test_lora_adapter_changes_outputs_and_survives_save_and_load(tok, tmp_path):
-    lora = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    lora = {"enabled": True, "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     base = build_student(TINY, tok, seed=5)
     base_out = generate(base, tok, PROMPTS, max_new_tokens=12, show_progress=False)
     tuned = add_lora(build_student(TINY, tok, seed=5), lora, seed=5)

@@ -127,7 +127,7 @@ def test_too_long_pairs_are_skipped_and_counted(tok):
 def test_lora_is_a_parameter_and_its_adapters_are_really_applied(tok, tmp_path):
     sft, pairs = _records()
     params = _params()
-    params["student"]["lora"] = {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    params["student"]["lora"] = {"enabled": True, "r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
     params["train"]["sft"]["lr"] = 5e-2
     run_method([{"loss": "sft", "data": ["D+"]}], params, tok, sft, pairs, [], tmp_path, seed=2)
     assert (tmp_path / "step1" / "adapter_config.json").exists()
