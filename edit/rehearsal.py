@@ -7,8 +7,8 @@ an OpenAI-compatible teacher on EDIT's own prompt files for all 27 BBH tasks, KR
 checkpoints, several processes under ``accelerate launch`` and the five evaluation columns. What it
 may change is :data:`ALLOWED_DIFFERENCES`: the student's weights and size (a tiny Llama with
 SmolLM2-135M-Instruct's real tokenizer, :func:`build_student_folder`), the teacher's ``base_url``
-(the scripted server of :mod:`edit.llm.rehearsal_server`), item caps, step counts and batch sizes,
-the accelerate device settings, and the report's student name.
+(the scripted server of :mod:`edit.llm.rehearsal_server`), item caps, step counts (training and decoding) and
+batch sizes, the accelerate device settings, and the report's student name.
 
     python -m edit.rehearsal student --out .rehearsal/student   # the student folder
     python -m edit.rehearsal diff                                # the differing keys, or an error
@@ -40,6 +40,7 @@ ALLOWED_DIFFERENCES = (
     "eval.suites.*.max_per_task",
     "train.*.epochs", "train.*.batch_size", "train.*.logging_steps",   # step counts
     "train.checkpoints.save_steps",
+    "eval.max_new_tokens",                       # decoding steps: the random student never stops by itself
     "runtime.accelerate_config", "runtime.num_processes",    # the device
     "report.student",                            # the student's name in the tables
 )
