@@ -101,7 +101,7 @@ def test_paper_training_steps_follow_from_counts_and_global_batches(paper_run):
     assert plan["training_total"]["runs"] == len(params["methods"]) * seeds
     assert plan["training_total"]["optimizer_steps"] == seeds * sum(r["optimizer_steps"] for r in plan["training"])
     s = plan["student"]
-    assert s["n_params"] == 6.74e9 and s["lora"]["r"] == 64 and s["lora"]["alpha"] == 32
+    assert s["n_params"] == 6.74e9 and s["lora"]["r"] == 64 and s["lora"]["lora_alpha"] == 32
     assert s["weights_gib"] == pytest.approx(6.74e9 * 2 / 2 ** 30)  # bfloat16
 
 
