@@ -125,6 +125,7 @@ class Data(Section):
     n_train_per_task: PositiveInt = 240
     n_val_per_task: NonNegativeInt = 60
     n_test_per_task: PositiveInt = 60
+    max_train_per_task: PositiveInt | None = None  # source bbh: at most this many training questions per task
     ind: dict[str, Knobs] = Field(default_factory=_default_ind)
     ood: dict[str, Knobs] = Field(default_factory=_default_ood)
 

@@ -21,3 +21,13 @@ def save_figure(fig: Figure, path) -> Path:
     with rc_context({"svg.hashsalt": "edit", "svg.fonttype": "none", "pdf.compression": 6}):
         fig.savefig(path, format=ext, dpi=100, metadata=_NO_STAMPS.get(ext), bbox_inches="tight")
     return path
+
+
+def plot_placeholder(path, text: str) -> Path:
+    """A small figure that only says ``text``: written where a figure has nothing to show, so that
+    the pipeline's declared outputs always exist. Returns ``path``."""
+    fig = Figure(figsize=(5.0, 1.6))
+    ax = fig.subplots()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
+    return save_figure(fig, path)

@@ -29,7 +29,7 @@ HEADER = """\
 RUNNER = "edit/run_notebook.py"
 
 #: the train stage's inputs besides code (per seed, reused models are added for the grid)
-TRAIN_DATA = ["data/tokenizer", "data/cots", "data/keysteps", "data/questions/val.jsonl"]
+TRAIN_DATA = ["data/tokenizer", "data/cots", "data/keysteps", "data/questions/val.jsonl", "configs/accelerate"]
 EVAL_DATA = ["data/questions", "data/benchmarks", "data/cots/sft.jsonl"]
 
 

@@ -133,13 +133,3 @@ def plot_by_student(acc: pd.DataFrame, path, suites: Sequence[str], methods: Seq
     ax.set_ylim(0, 100)
     ax.legend(frameon=False, fontsize=7)
     return save_figure(fig, path)
-
-
-def plot_placeholder(path, text: str) -> Path:
-    """A small figure that only says ``text``: written where a figure has nothing to show, so that
-    the pipeline's declared outputs always exist. Returns ``path``."""
-    fig = Figure(figsize=(5.0, 1.6))
-    ax = fig.subplots()
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, wrap=True)
-    return save_figure(fig, path)

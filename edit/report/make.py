@@ -9,7 +9,8 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from edit.params import primary_student
-from edit.report.figures import plot_accuracy, plot_alpha_beta, plot_by_student, plot_placeholder
+from edit.figure_files import plot_placeholder
+from edit.report.figures import plot_accuracy, plot_alpha_beta, plot_by_student
 from edit.report.runs import gather_runs
 from edit.report.spec import report_config, table_rows
 from edit.report.stats import noise_sentences, noise_summary

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edit import keysteps
 from edit.formats import student_prompt
+from edit.figure_files import plot_placeholder
 from edit.io import read_jsonl, write_jsonl
 from edit.keystep_figures import plot_key_share, plot_localisation
 from edit.records import SFT_FIELDS, read_pairs
@@ -52,5 +53,7 @@ def run(params: dict, data_dir="data", tables_dir="reports/keysteps", figures_di
     figures = [plot_key_share(stats, figures_dir / "key_share.png")]
     if "tp" in stats:  # ground-truth key spans (the oracle teacher)
         figures.append(plot_localisation(summaries["task"], figures_dir / "localisation.png"))
+    else:  # an LLM teacher marks no true key steps; the figure is a declared output all the same
+        figures.append(plot_placeholder(figures_dir / "localisation.png", "no ground-truth key steps (LLM teacher)"))
     return {"tokenizer": tokenizer, "fingerprint": tokenizer_fingerprint(tokenizer), "stats": stats,
             "summaries": summaries, "figures": figures}
