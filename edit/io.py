@@ -2,7 +2,8 @@
 
 Reading: every problem with an input file (not UTF-8, malformed JSON, not an object, a missing
 field, a field of the wrong type) is a :class:`DataError` whose message names the file and the
-line; nothing is skipped silently.
+line; nothing is skipped silently. A stage's input that does not exist at all is a DataError naming
+it and what makes it (:func:`require`).
 
 Writing: atomic. The content goes to a unique temporary file in the target's folder
 (``tempfile.mkstemp``), which is then renamed over the target (``os.replace``), so a reader sees
@@ -136,6 +137,16 @@ def read_jsonl(path: str | Path, required: Iterable[str] | Mapping[str, type | t
                     raise DataError(f"{path}:{lineno} (id {rec.get('id', '?')}): field {name!r} must be "
                                     f"{_type_names(types)}, got {got}")
             yield rec
+
+
+def require(path: str | Path, made_by: str) -> Path:
+    """``path`` (a file or a folder) when it exists, else a DataError naming it and ``made_by``,
+    what makes it (e.g. ``"the data stage (dvc repro data)"``), so a stage run out of order says
+    what to run first instead of failing deep inside a library."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: not found; it is made by {made_by}: run that first")
+    return path
 
 
 def write_json(path: str | Path, obj) -> None:

@@ -8,14 +8,21 @@ tokenization gives the very same ids before using the marks.
 from __future__ import annotations
 
 import html
+from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from edit.align import key_token_masks, localisation_scores, spans_to_token_mask
+from edit.io import DataError, read_jsonl
 from edit.student import tokenizer_fingerprint
 
-KEYSTEP_FIELDS = ("id", "task", "pair_type", "chosen_ids", "rejected_ids", "chosen_key", "rejected_key", "tokenizer")
+#: field -> type of the key-step records (data/keysteps/pairs.jsonl, written by :func:`mark_pairs`):
+#: :func:`edit.io.read_jsonl` checks presence and type; :func:`read_keysteps` checks the rest.
+#: Optional: ``mistake_type`` (str or null), ``chosen_true_key`` / ``rejected_true_key`` (lists).
+KEYSTEP_FIELDS = {"id": str, "task": str, "pair_type": str, "tokenizer": str, "chosen_ids": list,
+                  "rejected_ids": list, "chosen_key": list, "rejected_key": list}
 
 
 def response_ids(tokenizer, text: str, offsets: bool = False):
@@ -49,6 +56,54 @@ def mark_pairs(pairs: list[dict], tokenizer, progress: bool = True) -> list[dict
             rec["chosen_true_key"] = [i for i, m in enumerate(c_true) if m]
             rec["rejected_true_key"] = [i for i, m in enumerate(r_true) if m]
         out.append(rec)
+    return out
+
+
+def keystep_defect(rec: dict) -> str | None:
+    """Why a key-step record's marks cannot describe its tokens (a token id that is not an integer,
+    a key index that is not an integer in ``range(len(ids))`` of its side), or None when they can.
+    A negative index would silently mark a token counted from the end."""
+    for side in ("chosen", "rejected"):
+        ids = rec[f"{side}_ids"]
+        if not all(type(i) is int for i in ids):
+            return f"{side}_ids holds a value that is not a token id"
+        for name in (f"{side}_key", f"{side}_true_key"):
+            if name not in rec:
+                continue
+            if not isinstance(rec[name], list):
+                return f"field {name!r} must be a list of token indices"
+            for i in rec[name]:
+                if type(i) is not int or not 0 <= i < len(ids):
+                    return f"{name} index {i!r} is out of range for its {len(ids)} token ids"
+    return None
+
+
+def read_keysteps(path: str | Path, pairs: Iterable[dict] | None = None,
+                  pairs_path: str | Path = "the dual pairs") -> list[dict]:
+    """The key-step records of ``path`` (data/keysteps/pairs.jsonl) for training: every record must
+    have :data:`KEYSTEP_FIELDS` with their types and no :func:`keystep_defect`; with ``pairs`` (the
+    dual pairs of ``pairs_path``), the records and the pairs must match one to one by (id,
+    pair_type), as :func:`mark_pairs` writes them. Anything else is a DataError naming the file, the
+    record's number, its id and pair type (a mark without its pair, or a pair without marks, would
+    otherwise fail deep in training or leave the pair out of KRSL without a word)."""
+    known = None if pairs is None else {(p["id"], p["pair_type"]) for p in pairs}
+    out, seen = [], set()
+    for n, rec in enumerate(read_jsonl(path, required=KEYSTEP_FIELDS), 1):
+        key = (rec["id"], rec["pair_type"])
+        why = keystep_defect(rec)
+        if why is None and key in seen:
+            why = "a second record for this pair"
+        if why is None and known is not None and key not in known:
+            why = f"no dual pair of {pairs_path} has this id and pair type"
+        if why:
+            raise DataError(f"{path}: record {n} (id {rec['id']}, {rec['pair_type']}): {why} "
+                            "(remake the key steps: dvc repro keysteps)")
+        seen.add(key)
+        out.append(rec)
+    if known is not None and known - seen:
+        missing = sorted(known - seen)
+        raise DataError(f"{path}: {len(missing)} dual pair(s) of {pairs_path} have no key-step record, e.g. id "
+                        f"{missing[0][0]}, {missing[0][1]} (remake the key steps: dvc repro keysteps)")
     return out
 
 

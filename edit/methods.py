@@ -189,7 +189,8 @@ def get_method(params: dict, name: str) -> Method:
     """The validated method ``name`` of ``params['method_defs']``."""
     defs = params.get("method_defs") or {}
     if name not in defs:
-        raise ValueError(f"unknown method {name!r}; params.yaml method_defs defines {sorted(defs)}")
+        raise ValueError(f"unknown method {name!r}; params.yaml method_defs defines {sorted(defs)}: pick one of "
+                         "them or define it there")
     return parse_method(defs[name], name)
 
 

@@ -35,9 +35,19 @@ class ParamsError(ValueError):
 
 
 def read_params_file(path: str | Path) -> dict:
-    """The raw mapping of a params file (no profile merged, nothing validated)."""
+    """The raw mapping of a params file (no profile merged, nothing validated); a file that does not
+    exist, is not UTF-8, is not YAML or is not a mapping is a :class:`ParamsError` naming it."""
     path = Path(path)
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(str(path), ["<file>: not found (the params file; pass its path, e.g. params.yaml "
+                                      "in the repository root)"]) from None
+    except UnicodeDecodeError as e:
+        raise ParamsError(str(path), [f"<file>: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at byte offset "
+                                      f"{e.start})"]) from None
+    except yaml.YAMLError as e:
+        raise ParamsError(str(path), [f"<file>: not valid YAML ({' '.join(str(e).split())})"]) from None
     if not isinstance(raw, dict):
         raise ParamsError(str(path), [f"<top level>: {type(raw).__name__} is not allowed: a mapping of sections"])
     return raw

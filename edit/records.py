@@ -12,7 +12,10 @@ ANSWER_PHRASE = "Therefore, the answer is"
 
 #: Dual-CoT record schemas (written by :mod:`edit.dual`, read by every later stage).
 PAIR_TYPES = ("D+dual", "D-dual")
+#: the sources of the CoT records in cots/sft.jsonl (correct CoTs) and cots/wrong.jsonl (wrong CoTs);
+#: the same as :data:`edit.formats.CORRECT_SOURCES` and :data:`edit.formats.WRONG_SOURCES`
 SFT_SOURCES = ("D+", "D-+")
+WRONG_SOURCES = ("D-", "D+-")
 #: field -> type of the CoT records (cots/sft.jsonl, cots/wrong.jsonl) and of the dual pairs
 #: (cots/pairs.jsonl): :func:`edit.io.read_jsonl` checks both presence and type.
 SFT_FIELDS = {"id": str, "task": str, "question": str, "gold": str, "response": str, "source": str}
@@ -99,5 +102,23 @@ def read_pairs(path: str | Path) -> list[dict]:
         if why:
             raise DataError(f"{path}: record {n} (id {rec['id']}, {rec['pair_type']}): {why}; "
                             "this pair cannot be aligned (remake the data stage's pairs)")
+        out.append(rec)
+    return out
+
+
+def read_cots(path: str | Path, sources: tuple[str, ...]) -> list[dict]:
+    """The CoT records of ``cots/sft.jsonl`` (``sources`` :data:`SFT_SOURCES`) or ``cots/wrong.jsonl``
+    (:data:`WRONG_SOURCES`): every record must have :data:`SFT_FIELDS` (with their types), a source
+    of ``sources`` and a response that is not :func:`blank`; anything else is a DataError naming the
+    file, the record's number and its id. The data stage never writes such a record; a step that
+    picks its records by source would drop one with an unknown source without a word."""
+    out = []
+    for n, rec in enumerate(read_jsonl(path, required=SFT_FIELDS), 1):
+        if rec["source"] not in sources:
+            raise DataError(f"{path}: record {n} (id {rec['id']}): unknown source {rec['source']!r}; this file "
+                            f"holds sources {', '.join(sources)} (remake the data stage's CoTs)")
+        if blank(rec["response"]):
+            raise DataError(f"{path}: record {n} (id {rec['id']}, {rec['source']}): its response is empty or only "
+                            "whitespace (remake the data stage's CoTs)")
         out.append(rec)
     return out

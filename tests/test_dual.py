@@ -74,6 +74,7 @@ def test_blank_cots_are_counted_and_never_paired():
     assert all(pair_defect(p) is None for p in data.pairs)
 
 
+@pytest.mark.bad_input("file")
 def test_read_pairs_refuses_a_pair_with_a_blank_side(tmp_path):
     """Pairs are read for key steps and training through read_pairs: a blank side is a DataError
     naming the file and the record (dropping it silently would change the training data)."""
@@ -113,6 +114,7 @@ def test_unknown_task_and_backend_are_clear_errors():
         make_teacher({"backend": "gpt-9"})
 
 
+@pytest.mark.bad_input("file")
 def test_malformed_jsonl_names_file_and_line(tmp_path):
     path = tmp_path / "pairs.jsonl"
     write_jsonl(path, [{"id": "a", "chosen": "x"}])

@@ -12,6 +12,7 @@ import pytest
 from edit.io import DataError, read_json, read_jsonl, write_json, write_jsonl
 
 
+@pytest.mark.bad_input("file")
 def test_non_utf8_byte_names_file_and_line(tmp_path):
     p = tmp_path / "sft.jsonl"
     good = json.dumps({"id": "a", "response": "x" * 2500}) + "\n"
@@ -22,6 +23,7 @@ def test_non_utf8_byte_names_file_and_line(tmp_path):
         read_json(p)
 
 
+@pytest.mark.bad_input("file")
 def test_malformed_json_and_non_objects_name_file_and_line(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text('{"id": 1}\n\n{"id": 2,\n')
@@ -34,6 +36,7 @@ def test_malformed_json_and_non_objects_name_file_and_line(tmp_path):
         list(read_jsonl(tmp_path / "missing.jsonl"))
 
 
+@pytest.mark.bad_input("file")
 def test_required_fields_and_their_types(tmp_path):
     p = tmp_path / "pairs.jsonl"
     rows = [{"id": "q1", "chosen": "a", "rejected": "b", "score": 1},

@@ -50,6 +50,7 @@ def assert_no_piece(key: str, tmp_path: Path, text: str) -> None:
     assert sec.scan_text_for_secrets(text, {"K": key}) == []
 
 
+@pytest.mark.bad_input("teacher")
 @pytest.mark.parametrize("kind,status", [("401", 401), ("403", 403), ("404", 404), ("401_echo", 401)])
 def test_auth_and_not_found_stop_the_stage_at_once(kind, status, key, tmp_path, caplog, capfd):
     rs = reqs(8)
@@ -68,6 +69,7 @@ def test_auth_and_not_found_stop_the_stage_at_once(kind, status, key, tmp_path, 
     assert_no_piece(key, tmp_path, caplog.text + "".join(capfd.readouterr()) + msg)
 
 
+@pytest.mark.bad_input("teacher")
 def test_a_wrong_base_url_is_a_404_naming_url_and_model(key):
     with ScriptedChatServer() as srv:
         with pytest.raises(FatalAPIError, match=r"HTTP 404 from POST http://127\.0\.0\.1:\d+/v2/chat/completions "
@@ -76,6 +78,7 @@ def test_a_wrong_base_url_is_a_404_naming_url_and_model(key):
         assert srv.stats()["total"] == 0  # the server never saw a chat request under that path
 
 
+@pytest.mark.bad_input("teacher")
 @pytest.mark.parametrize("kind,error", [("empty", "empty content"), ("oversized", "oversized reply")])
 def test_empty_and_oversized_replies_are_retried_then_recorded_never_cached(kind, error, key, tmp_path):
     rs = reqs(4)
@@ -97,6 +100,7 @@ def test_empty_and_oversized_replies_are_retried_then_recorded_never_cached(kind
         assert srv.stats()["total"] - before == 3
 
 
+@pytest.mark.bad_input("teacher")
 def test_an_error_body_that_echoes_the_key_is_redacted_before_any_cut(key, tmp_path, caplog, capfd):
     # fillers place the key across every cut point: 300 characters of the error text, 160 of an error
     # object, 80/120 of a body excerpt

@@ -50,6 +50,7 @@ def test_every_prompt_file_of_the_mirror_is_pinned_and_verifies(mirror):
         assert sources.verified_mirror_file(mirror, rel) == p
 
 
+@pytest.mark.bad_input("mirror")
 @pytest.mark.parametrize("rel, read", [
     ("bbh/cot-prompts/navigate.txt", lambda m: PromptBuilder(m).cep_prompt(QUESTION)),
     ("edit_prompts/cot-prompts/navigate.txt", lambda m: PromptBuilder(m, "edit_files").cep_prompt(QUESTION)),
@@ -70,6 +71,7 @@ def test_a_flipped_byte_in_a_prompt_file_names_the_file_and_both_checksums(mirro
     assert str(m / rel) in msg and pinned in msg and actual in msg and "checksum mismatch" in msg
 
 
+@pytest.mark.bad_input("mirror")
 def test_a_flipped_byte_in_a_benchmark_file_names_both_checksums(mirror, tmp_path):
     rel = "bbh/bbh/navigate.json"
     m = _copy(mirror, tmp_path, rel)
@@ -82,6 +84,7 @@ def test_a_flipped_byte_in_a_benchmark_file_names_both_checksums(mirror, tmp_pat
     assert sources.sha256_file(m / rel) in msg
 
 
+@pytest.mark.bad_input("mirror")
 def test_an_unpinned_prompt_file_is_an_error(tmp_path):
     (tmp_path / "bbh" / "cot-prompts").mkdir(parents=True)
     (tmp_path / "bbh" / "cot-prompts" / "my_task.txt").write_text("Q: x\nA: Let's think step by step. So the answer is y.")
@@ -90,6 +93,7 @@ def test_an_unpinned_prompt_file_is_an_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------- the mirror folder
+@pytest.mark.bad_input("mirror")
 def test_a_data_mirror_that_does_not_exist_is_an_error_naming_it(tmp_path, monkeypatch):
     monkeypatch.delenv("EDIT_DATA_MIRROR", raising=False)
     params = {"runtime": {"data_mirror": "no_such_mirror"}}
@@ -119,6 +123,7 @@ def test_an_unset_mirror_is_none_and_an_existing_one_is_used(tmp_path, monkeypat
     assert files.mirror is None and files.cache_dir == tmp_path / "cache"
 
 
+@pytest.mark.bad_input("mirror")
 def test_messages_without_a_mirror_never_say_none(tmp_path, monkeypatch):
     rel = "bbh/bbh/snarks.json"
     with pytest.raises(DataError) as e:

@@ -76,6 +76,7 @@ def _problems(tmp_path, changes: dict, profile: str | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------- bad settings
+@pytest.mark.bad_input("setting")
 @pytest.mark.parametrize("dotted, value, allowed", [
     ("train.sft.lr", "fast", "valid number"),
     ("train.krsl.alpha", "one", "valid number"),
@@ -115,6 +116,7 @@ def test_a_bad_value_names_its_path_its_value_and_what_is_allowed(tmp_path, dott
     assert repr(value) in line and allowed in line, line
 
 
+@pytest.mark.bad_input("setting")
 @pytest.mark.parametrize("dotted, value, allowed", [
     ("train.sft.lrr", 0.1, "lr"),                               # a typo
     ("report.alpha", 0.05, "significance_level"),               # renamed
@@ -130,6 +132,7 @@ def test_an_unknown_key_is_an_error_listing_the_allowed_keys(tmp_path, dotted, v
     assert "unknown key" in line and repr(value) in line and allowed in line, line
 
 
+@pytest.mark.bad_input("setting")
 @pytest.mark.parametrize("dotted, value, expected", [
     ("data.ind.navigate.max_stepz", 3, "data.ind.navigate.max_stepz: unknown knob; navigate has min_instructions"),
     ("data.ind.navigat", {}, "data.ind.navigat: unknown task"),
@@ -145,6 +148,7 @@ def test_rules_within_and_across_sections(tmp_path, dotted, value, expected):
     assert expected in _problems(tmp_path, {dotted: value})
 
 
+@pytest.mark.bad_input("setting")
 def test_a_missing_required_section_is_named(tmp_path):
     raw = copy.deepcopy(RAW)
     del raw["train"]
@@ -152,16 +156,19 @@ def test_a_missing_required_section_is_named(tmp_path):
         load_params(_write(tmp_path, raw))
 
 
+@pytest.mark.bad_input("setting")
 def test_pretrained_student_needs_a_path(tmp_path):
     assert "student.path: required for kind pretrained" in _problems(tmp_path, {"student.kind": "pretrained"})
 
 
 # ------------------------------------------------------------------------------------- methods
+@pytest.mark.bad_input("setting")
 def test_unknown_method_step_key_names_the_method_the_step_and_the_key(tmp_path):
     msg = _problems(tmp_path, {"method_defs.edit[1].foo": 1})
     assert "method_defs.edit: method 'edit' step 2: unknown key(s) ['foo'] for a krsl step" in msg
 
 
+@pytest.mark.bad_input("setting")
 @pytest.mark.parametrize("dotted, value, expected", [
     ("method_defs.edit_a0_b0[1].hp.alpha", "zero", "method_defs.edit_a0_b0[1].hp.alpha: 'zero' is not allowed"),
     ("method_defs.edit_a0_b0[1].hp.alpah", 0.0, "method_defs.edit_a0_b0[1].hp.alpah: unknown key (value 0.0)"),
@@ -191,6 +198,7 @@ def test_method_defs_anchors_resolve_to_the_old_definitions():
 
 
 # ------------------------------------------------------------------------------------- profiles and the check
+@pytest.mark.bad_input("setting")
 def test_every_problem_is_reported_at_once(tmp_path):
     msg = _problems(tmp_path, {"train.sft.lr": "fast", "teacher.error_rate": "high", "train.sft.lrr": 1.0,
                                "method_defs.edit[1].foo": 1, "data.n_train_per_task": -5})
@@ -201,6 +209,7 @@ def test_every_problem_is_reported_at_once(tmp_path):
         assert needle in msg
 
 
+@pytest.mark.bad_input("setting")
 def test_profile_overlays_are_validated_after_merging(tmp_path):
     msg = _problems(tmp_path, {"profiles.smoke.train.sft.epochs": 0, "profiles.smoke.eval.suites.X": "nope"},
                     profile="smoke")
@@ -214,6 +223,7 @@ def test_profile_overlays_are_validated_after_merging(tmp_path):
     assert not any(p.startswith("profile default:") for p in problems)  # the base is fine
 
 
+@pytest.mark.bad_input("setting")
 def test_an_unknown_profile_name_is_an_error(tmp_path):
     with pytest.raises(ParamsError, match=r"profile: unknown profile 'nope'; defined profiles: bbh, default"):
         load_params(PARAMS, profile="nope")
@@ -230,6 +240,7 @@ def test_the_real_params_yaml_passes_in_every_profile(capsys):
         assert load_params(PARAMS, profile=name)["profile"] == name
 
 
+@pytest.mark.bad_input("setting")
 def test_check_cli_prints_every_problem_and_fails(tmp_path, capsys):
     raw = copy.deepcopy(RAW)
     _set(raw, "train.sft.lr", "fast")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edit import dual
 from edit.benchmarks.suites import read_bbh_part
-from edit.io import DataError, write_json, write_jsonl
+from edit.io import DataError, require, write_json, write_jsonl
 from edit.llm.judge import apply_labels, judge_mistakes
 from edit.params import data_mirror, load_params
 from edit.runtime import setup_runtime
@@ -48,7 +48,10 @@ def run(params: dict | str | Path, out_dir: str | Path = "data",
     D, T = P["data"], P["teacher"]
     out = Path(out_dir)
 
-    bbh_train = read_bbh_part(out / "benchmarks", "train") if D["source"] == "bbh" else None
+    bbh_train = None
+    if D["source"] == "bbh":
+        require(out / "benchmarks" / "bbh_split.json", "the benchmarks stage (dvc repro benchmarks)")
+        bbh_train = read_bbh_part(out / "benchmarks", "train")
     splits = dual.question_splits(D, bbh_train)
     for name, qs in splits.items():
         write_jsonl(out / "questions" / f"{name}.jsonl", (q.to_dict() for q in qs))

@@ -10,7 +10,9 @@ Rules of the stage:
   ``eval.max_new_tokens_direct`` new tokens (never more than ``eval.max_new_tokens``), not a chain
   of thought's budget (:func:`generation_config`);
 * the student's name in the results is the report's primary student (``report.student``, else the
-  profile; :func:`edit.params.primary_student`).
+  profile; :func:`edit.params.primary_student`);
+* a model folder that was never trained (this method and seed) or missing CoT records are errors
+  naming the folder or file and the stage to run first (:func:`edit.io.require`).
 
 Outputs under ``<results_dir>/<method>-<seed>/``: ``samples.jsonl`` (one record per question with
 the student, method and seed) and ``accuracy.csv`` (the long accuracy table,
@@ -25,10 +27,10 @@ import pandas as pd
 
 from edit.evaluate import evaluate_suite, load_suite, long_accuracy, write_results
 from edit.generation import GenConfig
-from edit.io import read_jsonl
+from edit.io import require
 from edit.methods import Method, answers_directly, get_method, inference_prompt, method_exemplars
 from edit.params import load_params, primary_student
-from edit.records import SFT_FIELDS
+from edit.records import SFT_SOURCES, read_cots
 from edit.runtime import setup_runtime
 from edit.student import load_student
 
@@ -64,11 +66,13 @@ def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Pa
     setup_runtime(params, seed)
     run_name = f"{method}-{seed}"
     spec = get_method(params, method)
-    model, tokenizer = load_student(Path(models_dir) / run_name / f"step{spec.final_step}", base=params["student"])
+    model_dir = require(Path(models_dir) / run_name / f"step{spec.final_step}",
+                        f"the train stage of {run_name} (dvc repro train@{run_name})")
+    cots = read_cots(require(Path(data_dir) / "cots" / "sft.jsonl", "the data stage (dvc repro data)"), SFT_SOURCES)
+    model, tokenizer = load_student(model_dir, base=params["student"])
     eval_params = params["eval"]
     gen_cfg = generation_config(eval_params, spec)
-    exemplars = method_exemplars(spec, list(read_jsonl(Path(data_dir) / "cots" / "sft.jsonl", required=SFT_FIELDS)),
-                                 seed)
+    exemplars = method_exemplars(spec, cots, seed)
     student = primary_student(params)
     samples, frames = [], []
     for suite, suite_spec in active_suites(eval_params["suites"]).items():

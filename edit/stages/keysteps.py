@@ -10,9 +10,9 @@ from pathlib import Path
 from edit import keysteps
 from edit.formats import student_prompt
 from edit.figure_files import plot_placeholder
-from edit.io import read_jsonl, write_jsonl
+from edit.io import read_jsonl, require, write_jsonl
 from edit.keystep_figures import plot_key_share, plot_localisation
-from edit.records import SFT_FIELDS, read_pairs
+from edit.records import SFT_SOURCES, WRONG_SOURCES, read_cots, read_pairs
 from edit.runtime import setup_runtime
 from edit.student import make_tokenizer, tokenizer_fingerprint
 
@@ -38,10 +38,12 @@ def run(params: dict, data_dir="data", tables_dir="reports/keysteps", figures_di
     setup_runtime(params)
     data, tables_dir, figures_dir = Path(data_dir), Path(tables_dir), Path(figures_dir)
     tables_dir.mkdir(parents=True, exist_ok=True)
-    train = list(read_jsonl(data / "questions" / "train.jsonl", required=("id", "input")))
-    sft = list(read_jsonl(data / "cots" / "sft.jsonl", required=SFT_FIELDS))
-    wrong = list(read_jsonl(data / "cots" / "wrong.jsonl", required=SFT_FIELDS))
-    pairs = read_pairs(data / "cots" / "pairs.jsonl")  # a pair with a blank side is an error
+    made_by = "the data stage (dvc repro data)"
+    train = list(read_jsonl(require(data / "questions" / "train.jsonl", made_by), required=("id", "input")))
+    # an unknown source, a blank response or a pair with a blank side is an error naming file and record
+    sft = read_cots(require(data / "cots" / "sft.jsonl", made_by), SFT_SOURCES)
+    wrong = read_cots(require(data / "cots" / "wrong.jsonl", made_by), WRONG_SOURCES)
+    pairs = read_pairs(require(data / "cots" / "pairs.jsonl", made_by))
     tokenizer = make_tokenizer(params["student"], tokenizer_corpus(train, sft + wrong))
     tokenizer.save_pretrained(data / "tokenizer")
     marked = keysteps.mark_pairs(pairs, tokenizer)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from edit.io import require
 from edit.report.make import make_report
 from edit.report.runs import SUMMARY_TASKS, load_accuracy, with_grid_students
 
@@ -38,8 +39,14 @@ def run(params: dict, results_dir="results", tables_dir="reports/tables", figure
     sizes under ``students_dir/<student>``, see ``with_grid_students``), then ``per_task.csv`` of the
     primary student's runs under ``tables_dir``.
 
-    Returns ``make_report``'s dict plus ``"runs"`` (the run folders read) and ``"per_task"``."""
+    A run folder without ``accuracy.csv`` (never evaluated) is a DataError naming it and the stage
+    to run. Returns ``make_report``'s dict plus ``"runs"`` (the run folders read) and ``"per_task"``."""
     runs = report_runs(params, results_dir, include_grid, grid_results_dir)
+    n_default = len(params["methods"]) * len(params["seeds"])
+    for i, run_dir in enumerate(runs):  # a run never evaluated: name it and the stage to run, before any table
+        name = Path(run_dir).name
+        stage = f"evaluate@{name}" if i < n_default else f"grid/dvc.yaml:evaluate@{name}"
+        require(Path(run_dir) / "accuracy.csv", f"the evaluate stage of {name} (dvc repro {stage})")
     if include_grid:
         params = with_grid_students(params, students_dir)
     out = make_report(params, ".", tables_dir, figures_dir, paper_csv=paper_csv, runs=runs)

@@ -74,7 +74,9 @@ def krsl_dataset(
         key = (m["id"], m["pair_type"])
         if m["tokenizer"] != fp:
             raise DataError(f"pair {key}: key tokens were marked with tokenizer {m['tokenizer']}, training uses {fp}")
-        pair = pairs_by_id[key]
+        pair = pairs_by_id.get(key)
+        if pair is None:
+            raise DataError(f"key-step record {key}: no dual pair has this id and pair type")
         if response_ids(tokenizer, pair["chosen"]) != m["chosen_ids"] or response_ids(tokenizer, pair["rejected"]) != m["rejected_ids"]:
             raise DataError(f"pair {key}: stored token ids differ from the training tokenizer's ids of the texts")
         c_mask = [False] * len(m["chosen_ids"])

@@ -15,17 +15,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from edit.io import read_json, read_jsonl, write_json
-from edit.keysteps import KEYSTEP_FIELDS
+from edit.io import read_json, read_jsonl, require, write_json
+from edit.keysteps import read_keysteps
 from edit.methods import (as_method, get_method, method_exemplars, step_pairs, step_records, val_subset,
                           with_step_hp)
 from edit.params import deep_merge
-from edit.records import SFT_FIELDS, Question, read_pairs
+from edit.records import SFT_SOURCES, WRONG_SOURCES, Question, read_cots, read_pairs
 from edit.student import build_student, load_student, load_tokenizer, save_student
 from edit.training.checkpoints import CHECKPOINT_KEYS, barrier, checkpoint_hp, checkpoint_settings, rank
 from edit.training.rows import dpo_dataset, krsl_dataset, sft_dataset
 from edit.training.selection import SelectCheckpoint, val_accuracy
 from edit.training.trainers import train, train_dpo
+
+
+DATA_STAGE = "the data stage (dvc repro data)"
+KEYSTEPS_STAGE = "the keysteps stage (dvc repro keysteps)"
 
 
 def step_hp(params: dict, loss: str, step: dict, method: str = "<method>") -> dict:
@@ -171,15 +175,19 @@ def train_one(params: dict, method: str, seed: int, data_dir: str | Path = "data
     spec = get_method(params, method)
     spec = with_step_hp(spec, extra) if extra else spec
 
-    tokenizer = load_tokenizer(data / "tokenizer")
-    cots = list(read_jsonl(data / "cots" / "sft.jsonl", required=SFT_FIELDS))  # D+, D-+
-    if (data / "cots" / "wrong.jsonl").exists():                              # D-, D+- (counterfactual formats)
-        cots += list(read_jsonl(data / "cots" / "wrong.jsonl", required=SFT_FIELDS))
-    pairs = read_pairs(data / "cots" / "pairs.jsonl")  # a pair with a blank side is a DataError
-    marked = list(read_jsonl(data / "keysteps" / "pairs.jsonl", required=KEYSTEP_FIELDS))
+    tokenizer = load_tokenizer(require(data / "tokenizer", KEYSTEPS_STAGE))
+    # a record of an unknown source or with a blank response, a pair with a blank side, a key-step
+    # record without its pair or with a key index out of range: each a DataError naming file and record
+    cots = read_cots(require(data / "cots" / "sft.jsonl", DATA_STAGE), SFT_SOURCES)  # D+, D-+
+    if (data / "cots" / "wrong.jsonl").exists():                                    # D-, D+- (counterfactual formats)
+        cots += read_cots(data / "cots" / "wrong.jsonl", WRONG_SOURCES)
+    pairs_path = require(data / "cots" / "pairs.jsonl", DATA_STAGE)
+    pairs = read_pairs(pairs_path)
+    marked = read_keysteps(require(data / "keysteps" / "pairs.jsonl", KEYSTEPS_STAGE), pairs, pairs_path)
     needs_val = any((s.get("hp") or {}).get("select", params["train"].get(s["loss"], {}).get("select", "last")) != "last"
                     for s in spec.steps)
-    val = ([Question(**r) for r in read_jsonl(data / "questions" / "val.jsonl", required=("id", "task", "input", "target"))]
+    val = ([Question(**r) for r in read_jsonl(require(data / "questions" / "val.jsonl", DATA_STAGE),
+                                              required=("id", "task", "input", "target"))]
            if needs_val else None)
     reuse = None
     candidates = [n.strip() for n in (reuse_from or "").split(",") if n.strip()]
@@ -189,8 +197,10 @@ def train_one(params: dict, method: str, seed: int, data_dir: str | Path = "data
         best = max(range(len(others)), key=lambda i: (shared[i], -i))
         if shared[best]:
             name = candidates[best]
+            made_by = f"the train stage of {name}-{seed} (dvc repro train@{name}-{seed})"
+            require(Path(models_dir) / f"{name}-{seed}", made_by)
             reuse = (others[best], Path(models_dir) / f"{name}-{seed}",
-                     read_json(Path(reuse_results_dir or results_dir) / f"{name}-{seed}" / "train.json"))
+                     read_json(require(Path(reuse_results_dir or results_dir) / f"{name}-{seed}" / "train.json", made_by)))
 
     main = rank() == 0
     scratch = None if main else tempfile.mkdtemp(prefix=f"edit-rank{rank()}-")
