@@ -12,6 +12,7 @@ headings, bullet lists, pipe tables, ``code`` and paragraphs; everything else is
 """
 from __future__ import annotations
 
+import argparse
 import base64
 import html
 import re
@@ -153,3 +154,11 @@ def write_index(reports_dir: str | Path, title: str = "EDIT report", embed_figur
     path = Path(reports_dir) / "index.html"
     path.write_text(page_html(reports_dir, title, embed_figures), encoding="utf-8")
     return path
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="write <reports_dir>/index.html over the report's outputs")
+    ap.add_argument("reports_dir", nargs="?", default="reports")
+    ap.add_argument("--embed-figures", action="store_true", help="figures as data URIs instead of relative links")
+    args = ap.parse_args()
+    print(write_index(args.reports_dir, embed_figures=args.embed_figures))
