@@ -29,7 +29,7 @@ def test_metrics_and_plots(repo):
     cfg = (work / ".dvc" / "config").read_text()
     assert "analytics = false" in cfg and "check_update = false" in cfg
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], work, env))
-    files = shown["workspace"]["data"]
+    files = next(iter(shown.values()))["data"]  # keyed by "" (the workspace)
     run = files["results/edit-0/metrics.json"]["data"]["accuracy"]
     assert set(run) == {"BBH-test", "AVG"} and 0 <= run["AVG"] <= 100
     assert "edit" in files["reports/metrics.json"]["data"]["table1"]
