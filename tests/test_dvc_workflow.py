@@ -31,7 +31,7 @@ def test_metrics_and_plots(repo):
     shown = json.loads(_run(["dvc", "metrics", "show", "--json"], work, env))
     files = next(iter(shown.values()))["data"]  # keyed by "" (the workspace)
     run = files["results/edit-0/metrics.json"]["data"]["accuracy"]
-    assert set(run) == {"BBH-test", "AVG"} and 0 <= run["AVG"] <= 100
+    assert {"BBH-test", "AVG"} <= set(run) and 0 <= run["AVG"] <= 100
     assert "edit" in files["reports/metrics.json"]["data"]["table1"]
     text = _run(["dvc", "metrics", "show"], work, env)
     assert "accuracy.AVG" in text and "results/edit-0/metrics.json" in text
