@@ -65,15 +65,15 @@ def test_experiment_and_queued_sweep(repo):
 def test_push_clone_pull_is_up_to_date(repo, tmp_path):
     work, env = repo
     _run(["git", "reset", "-q", "--hard"], work, env)  # back from the last experiment to the committed run
-    _run(["dvc", "checkout", "--force"], work, env)
-    assert "up to date" in _run(["dvc", "status"], work, env)
+    _run(["dvc", "checkout", "--force", "dvc.yaml"], work, env)  # the default pipeline (not grid/dvc.yaml)
+    assert "up to date" in _run(["dvc", "status", "dvc.yaml"], work, env)
     _run(["dvc", "remote", "add", "-d", "local", str(tmp_path / "remote")], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-qm", "remote", "--allow-empty"], work, env)
-    _run(["dvc", "push"], work, env)
+    _run(["dvc", "push", "dvc.yaml"], work, env)
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(work), str(clone)], tmp_path, env)
-    _run(["dvc", "pull"], clone, env)
-    out = _run(["dvc", "status"], clone, env)
+    _run(["dvc", "pull", "dvc.yaml"], clone, env)
+    out = _run(["dvc", "status", "dvc.yaml"], clone, env)
     assert "up to date" in out, out
     assert (clone / "models" / "edit-0").is_dir()
