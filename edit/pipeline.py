@@ -33,6 +33,16 @@ TRAIN_DATA = ["data/tokenizer", "data/cots", "data/keysteps", "data/questions/va
 EVAL_DATA = ["data/questions", "data/benchmarks", "data/cots/sft.jsonl"]
 
 
+#: DVC plots over the report's training curves (edit.tracking writes them): one line per run
+PLOTS = [
+    {"loss": {"template": "configs/dvc_plots/by_run.json", "title": "training loss per optimizer step",
+              "x": "step", "y": {"reports/plots/loss.csv": "loss"}}},
+    {"validation_accuracy": {"template": "configs/dvc_plots/by_run.json",
+                             "title": "validation accuracy per epoch (steps with select best_val_accuracy)",
+                             "x": "epoch", "y": {"reports/plots/val_accuracy.csv": "val_accuracy"}}},
+]
+
+
 def notebook_cmd(notebook: str, executed: str, parameters: list[tuple[str, str]] = ()) -> str:
     args = "".join(f" -p {k} {v}" for k, v in parameters)
     return f"python -m edit.run_notebook notebooks/{notebook}.ipynb {executed}{args}"
@@ -53,18 +63,28 @@ class Stages:
         mods = self.graph.notebook_modules(self.root / "notebooks" / f"{notebook}.ipynb")
         return sorted(set(self.graph.dep_paths(mods)) | {RUNNER})
 
+    def module_deps(self, *modules: str) -> list[str]:
+        """The files ``python -m <module>`` reaches (for a stage that runs a module, not a notebook)."""
+        return self.graph.dep_paths(self.graph.reach(set(modules)))
+
     def notebook_stage(self, notebook: str, executed: str, *, parameters=(), data=(), params=(), outs=(),
-                       matrix=None, wdir=None, first_deps=()) -> dict:
+                       matrix=None, wdir=None, first_deps=(), metrics=(), then: str | None = None,
+                       then_module: str | None = None) -> dict:
+        """A stage that runs ``notebooks/<notebook>.ipynb`` into ``executed`` (then, optionally, the
+        command ``then`` of module ``then_module``, whose code joins the deps)."""
         stage = {}
         if matrix:
             stage["matrix"] = matrix
         if wdir:
             stage["wdir"] = wdir
-        stage["cmd"] = notebook_cmd(notebook, executed, list(parameters))
-        stage["deps"] = [*first_deps, f"notebooks/{notebook}.ipynb", *data, *self.code_deps(notebook)]
+        stage["cmd"] = notebook_cmd(notebook, executed, list(parameters)) + (f" && {then}" if then else "")
+        code = set(self.code_deps(notebook)) | set(self.module_deps(then_module) if then_module else ())
+        stage["deps"] = [*first_deps, f"notebooks/{notebook}.ipynb", *data, *sorted(code)]
         if params:
             stage["params"] = list(params)
         stage["outs"] = [*outs, *uncached(executed)]
+        if metrics:
+            stage["metrics"] = uncached(*metrics)
         return stage
 
     # ------------------------------------------------------------------ the shared train/evaluate
@@ -105,7 +125,7 @@ class Stages:
             "04_evaluate", f"reports/notebooks/04_evaluate-{run}.ipynb", parameters=parameters, matrix=matrix,
             wdir=wdir, first_deps=[params_file] if params_file else [],
             data=[*EVAL_DATA, f"{models_dir}/${{item.method}}-${{item.seed}}"], params=params,
-            outs=[f"{run_dir}/samples.jsonl", *uncached(f"{run_dir}/accuracy.csv")])
+            outs=[f"{run_dir}/samples.jsonl", *uncached(f"{run_dir}/accuracy.csv")], metrics=[f"{run_dir}/metrics.json"])
 
     # ------------------------------------------------------------------ the two files
     def default(self) -> dict:
@@ -130,11 +150,19 @@ class Stages:
                 "05_report", "reports/notebooks/05_report.ipynb", data=["results"],
                 params=[*profile, "seeds", "methods", "method_defs", "train.krsl", "eval.suites", "report"],
                 outs=uncached("reports/tables", "reports/figures/accuracy.png", "reports/figures/alpha_beta.png",
-                              "reports/figures/accuracy_by_student.png")),
+                              "reports/figures/accuracy_by_student.png", "reports/plots"),
+                metrics=["reports/metrics.json"]),
             "explore": self.notebook_stage(
                 "explore_cot_diffs", "reports/notebooks/explore_cot_diffs.ipynb",
-                data=["data/cots/pairs.jsonl", "data/keysteps", "data/tokenizer"]),
-        }}
+                data=["data/cots/pairs.jsonl", "data/keysteps", "data/tokenizer"],
+                then="python -m edit.stages.explore reports/notebooks/explore_cot_diffs.ipynb reports/explore.html",
+                then_module="edit.stages.explore", outs=uncached("reports/explore.html")),
+            "page": {
+                "cmd": "python -m edit.report.page reports",
+                "deps": ["reports/tables", "reports/figures", "reports/keysteps", "reports/explore.html",
+                         *self.module_deps("edit.report.page")],
+                "outs": uncached("reports/index.html")},
+        }, "plots": PLOTS}
 
     def grid(self) -> dict:
         runs = {"method": "${grid_methods}", "seed": "${grid_seeds}"}

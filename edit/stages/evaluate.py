@@ -33,6 +33,7 @@ from edit.params import load_params, primary_student
 from edit.records import SFT_SOURCES, read_cots
 from edit.runtime import setup_runtime
 from edit.student import load_student
+from edit.tracking import write_run_metrics
 
 
 def active_suites(suites: Mapping) -> dict:
@@ -60,7 +61,8 @@ def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Pa
     params - the path of params.yaml (its selected profile is applied) or the effective params.
 
     Returns ``{"accuracy": the long accuracy frame, "gen_cfg": the GenConfig used, "student": the
-    student's name, "samples": the number of sample records, "paths": {"samples", "accuracy"}}``.
+    student's name, "samples": the number of sample records, "paths": {"samples", "accuracy", "metrics"}}``
+    (``metrics.json``: the run's summary accuracies for DVC, :func:`edit.tracking.write_run_metrics`).
     """
     params = load_params(params) if isinstance(params, (str, Path)) else dict(params)
     setup_runtime(params, seed)
@@ -85,4 +87,5 @@ def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Pa
         raise ValueError("eval.suites: every suite is switched off (null); nothing to evaluate")
     acc = long_accuracy(pd.concat(frames, ignore_index=True), method, student, seed)
     paths = write_results(Path(results_dir) / run_name, samples, acc)
+    paths["metrics"] = write_run_metrics(Path(results_dir) / run_name)  # for `dvc metrics show` / `dvc exp show`
     return {"accuracy": acc, "gen_cfg": gen_cfg, "student": student, "samples": len(samples), "paths": paths}

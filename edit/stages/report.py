@@ -1,6 +1,7 @@
 """The report stage (notebooks/05_report.ipynb; with ``include_grid`` also the grid's report of
 grid/dvc.yaml): which run folders it reads, every table and figure of ``edit.report.make``, and the
-per-task accuracy table ``per_task.csv``.
+per-task accuracy table ``per_task.csv``, and the DVC metrics and plots files
+(:func:`edit.tracking.write_report_tracking`: ``metrics.json`` and ``plots/`` beside ``tables_dir``).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 from edit.io import require
 from edit.report.make import make_report
 from edit.report.runs import SUMMARY_TASKS, load_accuracy, with_grid_students
+from edit.tracking import write_report_tracking
 
 
 def report_runs(params: dict, results_dir="results", include_grid: bool = False,
@@ -52,4 +54,6 @@ def run(params: dict, results_dir="results", tables_dir="reports/tables", figure
     out = make_report(params, ".", tables_dir, figures_dir, paper_csv=paper_csv, runs=runs)
     per_task = per_task_table(load_accuracy(".", runs))
     per_task.to_csv(Path(tables_dir) / "per_task.csv", lineterminator="\n")
-    return {**out, "runs": runs, "per_task": per_task}
+    # DVC's view: the tables as metrics, training curves as plots, beside tables_dir
+    tracking = write_report_tracking(".", runs, tables_dir, Path(tables_dir).parent)
+    return {**out, "runs": runs, "per_task": per_task, "tracking": tracking}
