@@ -8,7 +8,7 @@ from edit.formats import student_prompt
 from edit.io import write_jsonl
 from edit.keysteps import mark_pairs
 from edit.student import make_tokenizer
-from edit.teacher import make_teacher
+from edit.teachers import make_teacher
 
 TASKS = {"boolean_expressions": {"n_tokens": 7, "max_depth": 2}, "web_of_lies": {"n_people": 4}}
 
