@@ -380,8 +380,8 @@ class Eval(Section):
 
 
 class Report(Section):
-    """Report settings; ``tables`` and ``labels`` are merged over ``edit.report.DEFAULT_REPORT``
-    (which checks the table rows)."""
+    """Report settings; ``tables`` and ``labels`` are merged over ``edit.report.spec.DEFAULT_TABLES``
+    and ``DEFAULT_LABELS`` (:func:`edit.report.spec.report_config`, which checks the table rows)."""
 
     student: str | None = None
     average: Literal["macro", "micro"] = "macro"
