@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     student = dict(load_params(args.params, profile=args.profile)["student"], lora={"enabled": False})
     prompts = bbh_prompts(args.n, args.seed)
     corpus = tokenizer_corpus(400, args.seed + 1)  # the tokenizer is learned from other questions
-    tokenizer = train_tokenizer(corpus, int(student.get("vocab_size", 1024)))
+    tokenizer = train_tokenizer(corpus, int(student["vocab_size"]))
     model = build_student(student, tokenizer, seed=args.seed)
     model.eval()
     n_params = sum(p.numel() for p in model.parameters())

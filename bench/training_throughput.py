@@ -198,10 +198,11 @@ def check_packing(model, rows: list[dict], pad_token_id: int) -> float:
 
 
 def _model(tok, seed: int):
+    from edit.config_schema import section_defaults
     from edit.student import build_student
 
-    student = {"kind": "tiny_llama", "hidden_size": 96, "intermediate_size": 288, "num_layers": 3, "num_heads": 4,
-               "max_length": FIXED}
+    student = section_defaults("student", kind="tiny_llama", hidden_size=96, intermediate_size=288, num_layers=3,
+                               num_heads=4, max_length=FIXED)
     return build_student(student, tok, seed)
 
 

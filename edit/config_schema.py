@@ -11,12 +11,16 @@ teacher's ``seed``; ``plan.teacher_accuracy``: ``1 - teacher.error_rate`` for th
 paper's share of correct CoTs; ``train.<loss>.val_max_new_tokens``: ``eval.max_new_tokens``).
 ``method_defs`` is kept as written; :mod:`edit.config_check` checks it with
 :func:`edit.methods.parse_method` and each step's ``hp`` against :data:`LOSS_SECTIONS`.
+:func:`section_defaults` and :func:`defaults` give one section, or a whole configuration, with
+every default filled in (code indexes params directly: there are no ``.get(key, default)``
+fallbacks elsewhere; tests build their params with these).
 
 Over 400 lines on purpose: a declarative list of every key of the file, one class per section, so
 that the whole configuration reads in one place. Pure Python (pydantic, no torch).
 """
 from __future__ import annotations
 
+import copy
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, NonNegativeInt, PlainValidator, PositiveInt, Tag,
@@ -376,8 +380,8 @@ class Eval(Section):
 
 
 class Report(Section):
-    """Report settings; ``tables`` and ``labels`` are merged over ``edit.report.DEFAULT_REPORT``
-    (which checks the table rows)."""
+    """Report settings; ``tables`` and ``labels`` are merged over ``edit.report.spec.DEFAULT_TABLES``
+    and ``DEFAULT_LABELS`` (:func:`edit.report.spec.report_config`, which checks the table rows)."""
 
     student: str | None = None
     average: Literal["macro", "micro"] = "macro"
@@ -428,3 +432,37 @@ class Params(Section):
     eval: Eval
     report: Report = Field(default_factory=Report)
     plan: Plan = Field(default_factory=Plan)
+
+
+# ---------------------------------------------------------------------------------------- defaults
+def _plain(model: BaseModel) -> dict:
+    """A validated model as the plain dict :func:`edit.params.load_params` returns (nothing shared
+    with the caller's overrides)."""
+    return copy.deepcopy(model.model_dump(mode="python"))
+
+
+def section_defaults(section: str, **overrides) -> dict:
+    """The ``section`` of params with every default of this schema filled in, ``overrides`` (keys
+    of that section) validated as a params file's would be: a sub-section given as a mapping gets
+    its own defaults too (``section_defaults("train", sft={"epochs": 1})``); anything the schema
+    refuses is a pydantic ``ValidationError`` (a ValueError). For code and tests that need one
+    fully-defaulted section, e.g. ``section_defaults("student", vocab_size=300)``."""
+    field = Params.model_fields.get(section)
+    model = _unwrap_model(field.annotation) if field is not None else None
+    if model is None:
+        raise ValueError(f"{section!r} is not a section of params; sections: "
+                         f"{', '.join(n for n, f in Params.model_fields.items() if _unwrap_model(f.annotation))}")
+    return _plain(model.model_validate(overrides))
+
+
+def defaults(**overrides) -> dict:
+    """A whole effective configuration with every default of this schema filled in, as
+    :func:`edit.params.load_params` returns it, with ``overrides`` (top-level keys; a section given
+    as a mapping gets its own defaults too) validated by this schema alone (the cross-section rules
+    of :mod:`edit.config_check` are not applied). ``method_defs`` is empty unless given."""
+    required = {name: {} for name, f in Params.model_fields.items() if f.is_required()}
+    return _plain(Params.model_validate({**required, **overrides}))
+
+
+def _unwrap_model(annotation) -> type[Section] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Section) else None

@@ -124,8 +124,7 @@ def check_file(path: str | Path = "params.yaml") -> list[str]:
 
 def primary_student(params: dict) -> str:
     """The name of the run's own student in tables and figures: ``report.student``, else the profile."""
-    # also for the partial dicts the report's tests build; the fallbacks are the schema's defaults
-    return str((params.get("report") or {}).get("student") or params.get("profile", "default"))
+    return str(params["report"]["student"] or params["profile"])
 
 
 def data_mirror(params: dict, root: str | Path = ".") -> Path | None:
@@ -165,7 +164,7 @@ def with_student_variant(params: dict, name: str) -> dict:
     the ``student`` section, and ``report.student`` set to ``name``, so the variant's results carry
     its name. Only a code-built student (``kind: tiny_llama``) has variants, and a variant may change
     only ``STUDENT_VARIANT_KEYS``; anything else is a ValueError naming the key."""
-    variants = params.get("student_variants") or {}
+    variants = params["student_variants"]
     if name not in variants:
         raise ValueError(f"unknown student variant {name!r}; student_variants defines: "
                          f"{', '.join(sorted(variants)) or 'none'}")

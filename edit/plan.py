@@ -51,8 +51,7 @@ from pathlib import Path
 
 from edit.benchmarks.parsers import load_suite
 from edit.benchmarks.sources import BenchmarkFiles, default_cache_dir, files_from_params, load_json
-from edit.benchmarks.suites import (BBH_TASKS, SUITES, bbh_split, read_suite, select_suite, settings, split_part,
-                                    split_sha256)
+from edit.benchmarks.suites import BBH_TASKS, SUITES, bbh_split, read_suite, select_suite, split_part, split_sha256
 from edit.dual import question_splits
 from edit.io import read_jsonl
 from edit.llm.prompts import PromptBuilder
@@ -64,14 +63,17 @@ PAPER_D_PLUS_DUAL, PAPER_D_MINUS_DUAL = 3805, 1402
 #: the paper's Ddual mistake-type counts (gpt-3.5 classifier), for mistake-type subsets
 PAPER_MISTAKE_TYPES = {"logical": 3695, "knowledge": 529, "calculation": 412, "other": 113, "mixed": 458}
 
-PLAN_DEFAULTS = {
-    "teacher_accuracy": PAPER_D_PLUS_DUAL / (PAPER_D_PLUS_DUAL + PAPER_D_MINUS_DUAL),
-    "ahp_success": 1.0,
-    "ccp_success": 1.0,
-    "resample_rate": 0.02,      # expected share of replies without the answer phrase (resampled)
-    "chars_per_token": 4.0,     # student rows only (the teacher's prompts use edit.llm.cache's rule)
-    "effective_tflops_per_device": None,  # e.g. 150 on an H100 in bf16: gives rough device hours
-}
+#: the teacher's accuracy the plan assumes for an LLM teacher when ``plan.teacher_accuracy`` is not set
+PAPER_TEACHER_ACCURACY = PAPER_D_PLUS_DUAL / (PAPER_D_PLUS_DUAL + PAPER_D_MINUS_DUAL)
+
+
+def assumptions(params: dict) -> dict:
+    """The ``plan`` section (its defaults in :mod:`edit.config_schema`), with ``teacher_accuracy``
+    first: as given, else the oracle's ``1 - teacher.error_rate`` (its wrong-CoT share is a
+    setting), else the paper's share of correct CoTs (:data:`PAPER_TEACHER_ACCURACY`)."""
+    teacher = params["teacher"]
+    derived = 1.0 - float(teacher["error_rate"]) if teacher["backend"] == "oracle" else PAPER_TEACHER_ACCURACY
+    return {"teacher_accuracy": derived, **params["plan"]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ class Benchmarks:
 
     def __init__(self, params: dict, root: str | Path = ".", data_dir: str | Path | None = None,
                  mirror: str | Path | None = None):
-        self.cfg = settings(params)
+        self.cfg = params["benchmarks"]
         self.bench_dir = Path(data_dir) / "benchmarks" if data_dir else None
         if self.bench_dir is not None and not (self.bench_dir / "bbh_split.json").is_file():
             self.bench_dir = None
@@ -136,17 +138,17 @@ def bbh_split_summary(bench: Benchmarks) -> dict:
 def questions(params: dict, bench: Benchmarks) -> dict[str, list]:
     """The data stage's question splits (:func:`edit.dual.question_splits`), with BBH-train items
     from ``bench`` when ``data.source`` is ``bbh``."""
-    data = params.get("data") or {}
-    return question_splits(data, bench.bbh_part("train") if data.get("source") == "bbh" else None)
+    data = params["data"]
+    return question_splits(data, bench.bbh_part("train") if data["source"] == "bbh" else None)
 
 
 def question_counts(params: dict, splits: dict, bench: Benchmarks) -> tuple[dict, dict]:
     """``(per_task, summary)`` of the training questions: ``per_task[task] = {"train", "val"}``
     (for BBH also the task's split sizes ``split_train`` / ``split_test``)."""
-    data = params.get("data") or {}
+    data = params["data"]
     train, val = splits["train"], splits["val"]
     tr, va = Counter(q.task for q in train), Counter(q.task for q in val)
-    if data.get("source") == "bbh":
+    if data["source"] == "bbh":
         split = bench.split()["tasks"]
         per_task = {t: {"split_train": len(split[t]["train"]), "split_test": len(split[t]["test"]),
                         "val": va[t], "train": tr[t]} for t in data["bbh_tasks"]}
@@ -183,14 +185,14 @@ def suite_warnings(params: dict) -> list[str]:
     """Suites that look unintended: with ``data.source: bbh``, a BBH test suite that leaves out some
     of the training tasks ``data.bbh_tasks`` (e.g. a ``tasks`` list inherited from the base section
     by a profile that meant all tasks: a profile must set ``tasks: null`` to drop it)."""
-    data = params.get("data") or {}
-    if data.get("source") != "bbh":
+    data = params["data"]
+    if data["source"] != "bbh":
         return []
-    trained = set(data.get("bbh_tasks") or [])
+    trained = set(data["bbh_tasks"])
     out = []
-    for name, spec in ((params.get("eval") or {}).get("suites") or {}).items():
-        if isinstance(spec, dict) and spec.get("benchmark") == "bbh" and spec.get("part", "test") == "test":
-            evaluated = set(spec.get("tasks") or BBH_TASKS)
+    for name, spec in params["eval"]["suites"].items():
+        if isinstance(spec, dict) and spec["benchmark"] == "bbh" and spec["part"] == "test":
+            evaluated = set(spec["tasks"] or BBH_TASKS)
             if not trained <= evaluated:
                 out.append(f"eval.suites.{name} evaluates {len(evaluated)} BBH task(s) {sorted(evaluated)[:4]}"
                            f"{' ...' if len(evaluated) > 4 else ''} and misses {len(trained - evaluated)} of the "
@@ -200,19 +202,19 @@ def suite_warnings(params: dict) -> list[str]:
 
 
 def evaluation_plan(params: dict, bench: Benchmarks, splits: dict, data_dir, n_runs: int) -> dict:
-    ev = params.get("eval") or {}
+    ev = params["eval"]
     suites, tasks, off = {}, {}, []
-    for name, spec in (ev.get("suites") or {}).items():
+    for name, spec in ev["suites"].items():
         if spec is None:
             off.append(name)
             continue
         suites[name], tasks[name] = suite_items(spec, bench, splits, data_dir, name)
-    k = int((ev.get("self_consistency") or {}).get("k", 1) or 1)
+    k = int(ev["self_consistency"]["k"])
     per_run = sum(suites.values()) * k
     return {"suites": suites, "suite_tasks": tasks, "off": off, "samples_per_item": k,
             "warnings": suite_warnings(params),
             "generations_per_run": per_run, "generations_total": per_run * n_runs,
-            "max_new_tokens": ev.get("max_new_tokens"), "batch_size": ev.get("batch_size")}
+            "max_new_tokens": ev["max_new_tokens"], "batch_size": ev["batch_size"]}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,11 +257,7 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
                mirror: str | Path | None = None, grid: bool = False) -> dict:
     """Everything a run of ``params`` would do, counted (see the module doc). ``mirror`` overrides
     ``runtime.data_mirror`` / ``EDIT_DATA_MIRROR``; ``grid`` adds ``grid_methods``."""
-    plan = {**PLAN_DEFAULTS, **(params.get("plan") or {})}
-    teacher = params.get("teacher") or {}
-    if "teacher_accuracy" not in (params.get("plan") or {}) and teacher.get("backend", "oracle") == "oracle" \
-            and teacher.get("error_rate") is not None:
-        plan["teacher_accuracy"] = 1.0 - float(teacher["error_rate"])  # the oracle's wrong-CoT share is a setting
+    plan = assumptions(params)
     bench = Benchmarks(params, root, data_dir, mirror)
     mirror_dir = bench.files.mirror
     splits = questions(params, bench)
@@ -267,24 +265,24 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
     per_task, qsum = question_counts(params, splits, bench)
     counts = dual_counts(len(train_questions), plan, data_dir)
     acc = accelerate_plan(params, root)
-    student = student_plan(params.get("student") or {})
+    student = student_plan(params["student"])
     rows = (row_tokens(train_questions, PromptBuilder(mirror_dir), float(plan["chars_per_token"]))
             if mirror_dir is not None else None)
-    seeds = list(params.get("seeds") or [0])
-    base = list(params.get("methods") or [])
-    grid_only = [m for m in params.get("grid_methods") or [] if m not in base] if grid else []
+    seeds = list(params["seeds"] or [0])
+    base = list(params["methods"])
+    grid_only = [m for m in params["grid_methods"] if m not in base] if grid else []
     methods = base + grid_only
     # runs per method: the default methods for every seed, the grid's for every grid seed
-    n_seeds = {**{m: len(seeds) for m in base}, **{m: len(params.get("grid_seeds") or seeds) for m in grid_only}}
+    n_seeds = {**{m: len(seeds) for m in base}, **{m: len(params["grid_seeds"] or seeds) for m in grid_only}}
     train, untuned = training_plan(params, methods, counts, acc["num_processes"], rows or 0.0, student["n_params"],
                                    bool(student["lora"]))
     total_flops = sum((r["train_flops"] or 0) * n_seeds[r["method"]] for r in train)
     device_hours = None
-    if plan.get("effective_tflops_per_device") and total_flops:
+    if plan["effective_tflops_per_device"] and total_flops:
         device_hours = total_flops / (float(plan["effective_tflops_per_device"]) * 1e12) / 3600
     n_runs = sum(n_seeds.values())
     return {
-        "profile": params.get("profile"),
+        "profile": params["profile"],
         "bbh_split": bbh_split_summary(bench),
         "questions": {**qsum, "per_task": per_task},
         "dual": counts,
@@ -296,7 +294,7 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
         "untuned_methods": untuned,
         "training": train,
         "seeds": seeds,
-        "grid_seeds": list(params.get("grid_seeds") or seeds) if grid_only else [],
+        "grid_seeds": list(params["grid_seeds"] or seeds) if grid_only else [],
         "training_total": {"runs": n_runs,
                            "optimizer_steps": sum(r["optimizer_steps"] * n_seeds[r["method"]] for r in train),
                            "train_tokens": sum(r["train_tokens"] * n_seeds[r["method"]] for r in train),

@@ -73,15 +73,10 @@ def training_plan(params: dict, methods: list[str], counts: dict, n_processes: i
             untuned.append(name)
         for k, step in enumerate(method.steps, 1):
             loss = step["loss"]
-            base = (params.get("train") or {}).get(loss)
-            if base is None:
-                raise ValueError(f"method {name!r} step {k}: params.yaml has no train.{loss} section")
-            hp = deep_merge(base, step.get("hp") or {})
+            hp = deep_merge(params["train"][loss], step["hp"])
             records, examples, seqs = step_examples(step, counts, method.fmt)
-            batch = int(hp.get("batch_size", 0) or 0)
-            epochs = float(hp.get("epochs", 1))
-            if batch < 1:
-                raise ValueError(f"method {name!r} step {k}: train.{loss}.batch_size is missing")
+            batch = int(hp["batch_size"])
+            epochs = float(hp["epochs"])
             if loss == "dpo":
                 per_device, global_batch = batch, batch * n_processes
             else:
@@ -97,10 +92,10 @@ def training_plan(params: dict, methods: list[str], counts: dict, n_processes: i
                         "data": ",".join(step.get("data") or step.get("pairs") or [])
                                 + (f" [{step['mistake_type']}]" if step.get("mistake_type") else "")
                                 + (" [repeat_to]" if step.get("repeat_to") else ""),
-                        "records": records, "examples": examples, "sequences": seqs, "lr": hp.get("lr"), "epochs": epochs,
+                        "records": records, "examples": examples, "sequences": seqs, "lr": hp["lr"], "epochs": epochs,
                         "global_batch": global_batch, "per_device_batch": per_device,
                         "steps_per_epoch": per_epoch, "optimizer_steps": steps,
-                        "warmup_steps": int(float(hp.get("warmup_ratio", 0.0)) * per_epoch * epochs),
+                        "warmup_steps": int(float(hp["warmup_ratio"]) * per_epoch * epochs),
                         "train_tokens": round(tokens), "train_flops": flops,
                         "extra": {k2: hp[k2] for k2 in ("alpha", "beta", "scheduler", "select") if k2 in hp}})
     return out, untuned
@@ -110,18 +105,17 @@ def training_plan(params: dict, methods: list[str], counts: dict, n_processes: i
 # accelerate and the student
 def accelerate_plan(params: dict, root: str | Path = ".") -> dict:
     """The accelerate config of the run (``runtime.accelerate_config``), loaded and checked with
-    accelerate's own loader; processes from ``runtime.num_processes`` or the config."""
-    rt = params.get("runtime") or {}
-    path = rt.get("accelerate_config")
+    accelerate's own loader; processes from ``runtime.num_processes``."""
+    rt = params["runtime"]
+    path = rt["accelerate_config"]
     if not path:
-        return {"config": None, "distributed_type": "NO (plain python)", "num_processes": int(rt.get("num_processes", 1)),
+        return {"config": None, "distributed_type": "NO (plain python)", "num_processes": int(rt["num_processes"]),
                 "mixed_precision": "no"}
     full = Path(root, path)
     if not full.is_file():
         raise FileNotFoundError(f"runtime.accelerate_config: {full} not found")
     cfg = load_config_from_file(str(full))
-    n = int(rt.get("num_processes") or cfg.num_processes)
-    return {"config": str(path), "distributed_type": cfg.distributed_type.value, "num_processes": n,
+    return {"config": str(path), "distributed_type": cfg.distributed_type.value, "num_processes": int(rt["num_processes"]),
             "mixed_precision": cfg.mixed_precision, "fsdp": cfg.fsdp_config or None,
             "deepspeed": cfg.deepspeed_config or None}
 
@@ -185,14 +179,14 @@ def student_plan(student: dict) -> dict:
     """What the student is, without loading it: size from ``n_params`` (else a local GGUF header /
     ``config.json``, else unknown), LoRA trainable parameters from ``arch`` (``hidden_size``,
     ``num_layers``, ``kv_size``: the k/v projection width; else derived the same way)."""
-    out = {"kind": student.get("kind", "tiny_llama"), "path": student.get("path"), "gguf_file": student.get("gguf_file"),
-           "dtype": student.get("dtype", "float32"), "max_length": student.get("max_length"),
-           "n_params": float(student["n_params"]) if student.get("n_params") else None, "size_from": None}
-    arch = dict(student.get("arch") or {})
+    out = {"kind": student["kind"], "path": student["path"], "gguf_file": student["gguf_file"],
+           "dtype": student["dtype"], "max_length": student["max_length"],
+           "n_params": float(student["n_params"]) if student["n_params"] else None, "size_from": None}
+    arch = dict(student["arch"] or {})
     if out["kind"] == "tiny_llama":
         h, i, layers = int(student["hidden_size"]), int(student["intermediate_size"]), int(student["num_layers"])
-        v = int(student.get("vocab_size", 1024))
-        out["n_params"] = float(llama_param_count(v, h, layers, i, h, bool(student.get("tie_embeddings", True))))
+        v = int(student["vocab_size"])
+        out["n_params"] = float(llama_param_count(v, h, layers, i, h, bool(student["tie_embeddings"])))
         out["size_from"] = "student.* (tiny_llama)"
         arch = {"hidden_size": h, "num_layers": layers, "kv_size": h}
     elif out["n_params"] is None or not arch:
@@ -203,16 +197,17 @@ def student_plan(student: dict) -> dict:
     if out["n_params"] is not None and out["size_from"] is None:
         out["size_from"] = "student.n_params"
     out["arch"] = arch or None
-    lora = student.get("lora") or {}
-    out["lora"] = dict(lora) if lora.get("enabled") else None
+    lora = student["lora"]
+    out["lora"] = dict(lora) if lora["enabled"] else None
     out["lora_trainable_params"] = None
-    if lora.get("enabled") and arch:
-        h, layers, kv = int(arch["hidden_size"]), int(arch["num_layers"]), int(arch.get("kv_size", arch["hidden_size"]))
+    if lora["enabled"] and arch:
+        # student.arch.kv_size may be left out (null): the k/v projections are as wide as the hidden size
+        h, layers, kv = int(arch["hidden_size"]), int(arch["num_layers"]), int(arch["kv_size"] or arch["hidden_size"])
         shapes = {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h)}
-        r = int(lora.get("r", 64))
-        unknown = [t for t in lora.get("target_modules", []) if t not in shapes]
+        r = int(lora["r"])
+        unknown = [t for t in lora["target_modules"] if t not in shapes]
         out["lora_trainable_params"] = (None if unknown else
-                                        layers * sum(r * sum(shapes[t]) for t in lora.get("target_modules", [])))
+                                        layers * sum(r * sum(shapes[t]) for t in lora["target_modules"]))
     dtype_bytes = {"float32": 4, "bfloat16": 2, "float16": 2}.get(out["dtype"], 4)
     out["weights_gib"] = out["n_params"] * dtype_bytes / 2 ** 30 if out["n_params"] else None
     return out
@@ -236,11 +231,11 @@ def row_tokens(questions: list, builder, chars_per_token: float) -> float:
 def teacher_model(teacher: dict) -> str | None:
     """The model the teacher's calls are keyed and priced by: ``teacher.openai.model`` (openai),
     ``teacher.hf.path`` (hf), None (oracle)."""
-    backend = teacher.get("backend", "oracle")
+    backend = teacher["backend"]
     if backend == "openai":
-        return (teacher.get("openai") or {}).get("model")
+        return teacher["openai"]["model"]
     if backend == "hf":
-        return (teacher.get("hf") or {}).get("path")
+        return teacher["hf"]["path"]
     return None
 
 
@@ -250,14 +245,14 @@ def teacher_plan(params: dict, mirror: str | Path | None, questions: list, count
     ledger's dry run does (:func:`edit.llm.cache.estimate_prompt_tokens`). AHP is sent for the D-
     share of each task's questions, CCP for the rest; CCP's correct CoT (and, for ``ours``, its
     ``teacher.ccp_examples`` exemplar pairs) are stood in for by the task's BBH exemplar CoTs."""
-    teacher = params.get("teacher") or {}
-    backend = teacher.get("backend", "oracle")
+    teacher = params["teacher"]
+    backend = teacher["backend"]
     model = teacher_model(teacher)
-    table = check_price_table((teacher.get("cache") or {}).get("price_table"))
+    table = check_price_table(teacher["cache"]["price_table"])
     price = table.get(model) if model else None
-    sampling = sampling_per_kind(teacher.get("sampling"))
-    max_resamples = int(teacher.get("max_resamples", 0) or 0)
-    source = teacher.get("prompt_source", "ours")
+    sampling = sampling_per_kind(teacher["sampling"])
+    max_resamples = int(teacher["max_resamples"])
+    source = teacher["prompt_source"]
     n_train = len(questions)
     share_wrong = counts["D-"] / max(counts["D-"] + counts["D+"], 1)
     share = {"cep": 1.0, "ahp": share_wrong, "ccp": 1.0 - share_wrong}
@@ -267,8 +262,8 @@ def teacher_plan(params: dict, mirror: str | Path | None, questions: list, count
     if mirror is None:
         note = "no benchmark mirror: prompt tokens not estimated"
     else:
-        builder = PromptBuilder(mirror, source, teacher.get("system_prompt"))
-        k_ex = int(teacher.get("ccp_examples", 3) or 0)
+        builder = PromptBuilder(mirror, source, teacher["system_prompt"])
+        k_ex = int(teacher["ccp_examples"])
         per_task: dict[str, tuple] = {}
         for i, q in enumerate(questions):
             if q.task not in per_task:

@@ -66,7 +66,7 @@ def build_student(student: dict, tokenizer, seed: int = 0):
     GGUF checkpoint, de-quantised to ``dtype`` on loading and then trained like any float model).
     ``lora.enabled`` wraps the model in LoRA adapters (r, lora_alpha, lora_dropout, target_modules).
     """
-    kind = student.get("kind", "tiny_llama")
+    kind = student["kind"]
     if kind == "tiny_llama":
         config = LlamaConfig(
             vocab_size=len(tokenizer),
@@ -79,15 +79,15 @@ def build_student(student: dict, tokenizer, seed: int = 0):
             pad_token_id=tokenizer.pad_token_id,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
-            tie_word_embeddings=bool(student.get("tie_embeddings", True)),
+            tie_word_embeddings=bool(student["tie_embeddings"]),
         )
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
     elif kind == "pretrained":
-        kwargs = {"gguf_file": student["gguf_file"]} if student.get("gguf_file") else {}
-        dtype = getattr(torch, student.get("dtype", "float32"))
+        kwargs = {"gguf_file": student["gguf_file"]} if student["gguf_file"] else {}
+        dtype = getattr(torch, student["dtype"])
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(student["path"]), dtype=dtype, **kwargs)
-        if student.get("gguf_file"):
+        if student["gguf_file"]:
             # the GGUF weights are de-quantised into plain `dtype` tensors, but the model still carries
             # the quantiser, and the Trainer refuses to train a "quantised" model: drop those marks
             model.hf_quantizer = None
@@ -98,9 +98,8 @@ def build_student(student: dict, tokenizer, seed: int = 0):
         raise ValueError(f"student.kind must be 'tiny_llama' or 'pretrained', got {kind!r}")
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
-    lora = student.get("lora") or {}
-    if lora.get("enabled"):
-        model = add_lora(model, lora, seed)
+    if student["lora"]["enabled"]:
+        model = add_lora(model, student["lora"], seed)
     return model
 
 
@@ -108,15 +107,12 @@ def add_lora(model, lora: dict, seed: int = 0):
     """``model`` wrapped in LoRA adapters (peft) from the ``student.lora`` params section: ``r``,
     ``lora_alpha``, ``lora_dropout`` (peft's own names) and ``target_modules``; the adapters'
     initial weights are drawn from ``seed``."""
-    old = sorted({"alpha", "dropout"} & set(lora))
-    if old:
-        raise ValueError(f"student.lora: {old} were renamed to {['lora_' + k for k in old]} (peft's names)")
     torch.manual_seed(seed)
     config = LoraConfig(
-        r=int(lora.get("r", 64)),
-        lora_alpha=int(lora.get("lora_alpha", 32)),
-        lora_dropout=float(lora.get("lora_dropout", 0.05)),
-        target_modules=list(lora.get("target_modules", ["q_proj", "v_proj"])),
+        r=int(lora["r"]),
+        lora_alpha=int(lora["lora_alpha"]),
+        lora_dropout=float(lora["lora_dropout"]),
+        target_modules=list(lora["target_modules"]),
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
@@ -151,6 +147,6 @@ def load_student(path: str | Path, base: dict | None = None, trainable: bool = F
 def make_tokenizer(student: dict, corpus: Iterable[str]):
     """The student's tokenizer: learned from ``corpus`` for the code-built student, else the
     pretrained model's own."""
-    if student.get("kind", "tiny_llama") == "tiny_llama":
-        return train_tokenizer(corpus, int(student.get("vocab_size", 512)))
-    return load_tokenizer(student["path"], student.get("gguf_file"))
+    if student["kind"] == "tiny_llama":
+        return train_tokenizer(corpus, int(student["vocab_size"]))
+    return load_tokenizer(student["path"], student["gguf_file"])

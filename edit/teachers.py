@@ -26,23 +26,23 @@ def make_teacher(section: dict, mirror: str | Path | None = None) -> Teacher:
     over ``edit.llm.openai_backend.OpenAIBackend(**section["openai"])`` or
     :meth:`edit.llm.hf_backend.HFBackend.from_settings` (``section["hf"]``, its ``seed``
     defaulting to the section's), wrapped in ``edit.llm.cache.CachedBackend(backend, **settings)``
-    when a ``cache`` section is given and its ``enabled`` is not false (``settings`` = the section
-    less ``enabled``); ``mirror`` (default :func:`edit.oracle.default_mirror`) holds the prompt files.
+    when ``cache.enabled`` (``settings`` = the ``cache`` section less ``enabled``); ``mirror``
+    (default :func:`edit.oracle.default_mirror`) holds the prompt files.
     """
-    backend = section.get("backend", "oracle")
+    backend = section["backend"]
     if backend == "oracle":
         settings = {k: v for k, v in section.items() if k != "backend" and k not in LLM_SETTINGS}
         return OracleTeacher(**settings)
     if backend not in BACKENDS:
         raise ValueError(f"unknown teacher backend {backend!r}; available: {', '.join(BACKENDS)}")
     if backend == "openai":
-        chat = OpenAIBackend(**dict(section.get("openai") or {}))
+        chat = OpenAIBackend(**section["openai"])
     else:
-        hf = dict(section.get("hf") or {})
-        if "seed" not in hf and "seed" in section:
+        hf = dict(section["hf"])
+        if "seed" not in hf:  # teacher.hf.seed left out: the teacher's seed
             hf["seed"] = section["seed"]
         chat = HFBackend.from_settings(hf)
-    cache = section.get("cache")
-    if cache and cache.get("enabled", True):
+    cache = section["cache"]
+    if cache["enabled"]:
         chat = CachedBackend(chat, **{k: v for k, v in cache.items() if k != "enabled"})
     return LLMTeacher.from_settings(chat, section, default_mirror() if mirror is None else mirror)

@@ -11,6 +11,7 @@ import pytest
 
 from edit.benchmarks import parsers, sources
 from edit.benchmarks import suites as suite_lib
+from edit.config_schema import section_defaults
 from edit.io import DataError
 from edit.records import Question
 
@@ -32,7 +33,7 @@ def suites(mirror, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(sources, "_download", _no_network)
     files = sources.BenchmarkFiles(mirror, tmp_path_factory.mktemp("cache"), allow_download=True)
-    out = parsers.load_all(files)
+    out = parsers.load_all(files, section_defaults("benchmarks"))
     mp.undo()
     assert set(files.origin.values()) == {"mirror"}
     benchmark_files = [p for p in sources.load_sources()["files"] if not p.startswith(PROMPT_FOLDERS)]

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from edit import dual
+from edit.config_schema import defaults, section_defaults
 from edit.io import DataError, read_jsonl, write_jsonl
 from edit.llm.base import ChatBackend, ChatResult
 from edit.oracle import OracleTeacher
@@ -15,15 +16,15 @@ from edit.teachers import make_teacher
 
 
 def small_params(tmp_path, **teacher) -> dict:
-    return {
-        "profile": "test",
-        "runtime": {"torch_threads": 1},
-        "data": {"source": "embedded", "seed": 7, "n_train_per_task": 6, "n_val_per_task": 2, "n_test_per_task": 2,
-                 "ind": {"boolean_expressions": {"n_tokens": 5, "max_depth": 1}, "navigate": {}},
-                 "ood": {"boolean_expressions": {}}},
-        "teacher": {"backend": "oracle", "error_rate": 0.5, "rewrite_noise": 0.1, "seed": 3,
-                    "ledger": str(tmp_path / "ledger.json"), "judge": {"enabled": True}, **teacher},
-    }
+    return defaults(
+        profile="test",
+        runtime={"torch_threads": 1, "data_mirror": None},
+        data={"source": "embedded", "seed": 7, "n_train_per_task": 6, "n_val_per_task": 2, "n_test_per_task": 2,
+              "ind": {"boolean_expressions": {"n_tokens": 5, "max_depth": 1}, "navigate": {}},
+              "ood": {"boolean_expressions": {}}},
+        teacher={"backend": "oracle", "error_rate": 0.5, "rewrite_noise": 0.1, "seed": 3,
+                 "ledger": str(tmp_path / "ledger.json"), "judge": {"enabled": True}, **teacher},
+    )
 
 
 @pytest.mark.parametrize("section,runs", [
@@ -32,11 +33,12 @@ def small_params(tmp_path, **teacher) -> dict:
     ({"backend": "oracle", "judge": {"enabled": True}}, False),   # the oracle knows its mistake types
     ({"judge": {"enabled": True}}, False),                         # no backend: the oracle
     ({"backend": "openai", "judge": {"enabled": False}}, False),
-    ({"backend": "openai", "judge": None}, False),
-    ({"backend": "openai"}, False),
+    ({"backend": "openai"}, False),                                # judge.enabled defaults to false
 ])
 def test_the_judge_runs_only_for_llm_teachers_that_enable_it(section, runs):
-    assert data_stage.judge_runs(section) is runs
+    if section.get("backend") == "hf":
+        section = {**section, "hf": {"path": "some/model"}}  # the schema wants a model for backend hf
+    assert data_stage.judge_runs(section_defaults("teacher", **section)) is runs
 
 
 def test_run_writes_the_splits_cots_pairs_and_summary(tmp_path):

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edit.config_schema import section_defaults
 from edit.evaluate import accuracy_frame, evaluate_suite
 from edit.generation import generate
 from edit.io import read_jsonl, write_jsonl
@@ -268,8 +269,8 @@ def test_evaluate_suite_records_and_frame(tiny):
 # ---------------------------------------------------------------- the evaluate stage's rules
 
 
-STAGE_STUDENT = {"kind": "tiny_llama", "hidden_size": 16, "intermediate_size": 32, "num_layers": 1, "num_heads": 2,
-                 "max_length": 256, "lora": {"enabled": False}}
+STAGE_STUDENT = section_defaults("student", kind="tiny_llama", hidden_size=16, intermediate_size=32, num_layers=1,
+                                 num_heads=2, max_length=256, lora={"enabled": False})
 STAGE_QUESTIONS = ["not ( True ) and ( True ) is", "True or False and not True is", "not not ( False ) is"]
 
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edit import evaluate as ev
+from edit.config_schema import section_defaults
 from edit.evaluate import (LONG_COLUMNS, evaluate_suite, long_accuracy, majority_vote,
                            write_results)
 from edit.formats import student_prompt
@@ -43,7 +44,8 @@ EXPECTED_STOPPED = [
     "Ka lies. So the answer is No",
 ]
 PROMPTS = [student_prompt(q) for q, _ in DATA]
-TINY = dict(kind="tiny_llama", hidden_size=48, intermediate_size=96, num_layers=2, num_heads=2, max_length=256)
+TINY = section_defaults("student", kind="tiny_llama", hidden_size=48, intermediate_size=96, num_layers=2, num_heads=2,
+                        max_length=256)
 
 
 @pytest.fixture(scope="module")

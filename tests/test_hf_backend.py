@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from edit.config_schema import section_defaults
 from edit.llm.base import ChatRequest
 from edit.llm.hf_backend import HFBackend
 from edit.llm.prompts import PromptBuilder
@@ -19,8 +20,8 @@ from edit.teachers import make_teacher
 
 CORPUS = ["not ( True ) and ( True ) is", "Therefore, the answer is False.", "Let's think step by step.",
           "True or False and not True is True."] * 3
-STUDENT = {"kind": "tiny_llama", "hidden_size": 16, "intermediate_size": 32, "num_layers": 1, "num_heads": 2,
-           "max_length": 64}
+STUDENT = section_defaults("student", kind="tiny_llama", hidden_size=16, intermediate_size=32, num_layers=1,
+                           num_heads=2, max_length=64)
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +107,9 @@ def test_chat_template_normalize_and_stop_strings(tiny_dir):
 
 
 def test_llm_teacher_and_make_teacher_over_the_tiny_model(tiny_dir, mirror):
-    t = make_teacher({"backend": "hf", "seed": 0, "sampling": {"max_tokens": 8},
-                      "hf": {"path": str(tiny_dir), "batch_size": 2}}, mirror=mirror)
+    t = make_teacher(section_defaults("teacher", backend="hf", seed=0, sampling={"max_tokens": 8},
+                                      hf={"path": str(tiny_dir), "batch_size": 2}, cache={"enabled": False}),
+                     mirror=mirror)
     assert isinstance(t, LLMTeacher) and t.name == f"llm:hf:{tiny_dir}"
     qs = [Question(f"boolean_expressions/train/{i}", "boolean_expressions", p, "True") for i, p in enumerate(PROMPTS[:2])]
     cots = t.generate_cots(qs)

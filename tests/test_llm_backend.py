@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from edit.config_schema import section_defaults
 from edit.llm.base import ChatRequest, ChatResult
 from edit.llm.cache import CachedBackend, CallStore, Ledger, check_price_table, dry_run, estimate_cost
 from edit.llm.openai_backend import (RESAMPLE_STRIDE, MalformedReply, MissingAPIKey, OpenAIBackend,
                                      complete_with_answer, parse_completion)
 from edit.llm.testing import ScriptedChatServer, scripted_reply
+from edit.teachers import make_teacher
 
 KEY_ENV = "EDIT_TEST_LLM_KEY"
 
@@ -477,17 +479,15 @@ def test_a_failing_result_handler_stops_the_batch_with_its_own_error():
             backend(srv).complete_each(reqs(6), full_disk, progress=False)
 
 
-def test_built_from_params(tmp_path):
-    from edit.llm.openai_backend import cached_backend_from_params
-
-    cfg = {"backend": "openai", "model": "scripted", "base_url": "http://127.0.0.1:9/v1", "api_key_env": KEY_ENV,
-           "concurrency": 16, "max_attempts": 6, "timeout_s": 30, "sampling": {"temperature": 0.0, "max_tokens": 512},
-           "max_resamples": 2, "temperature_step": 0.3, "cache": "teacher/calls.jsonl", "ledger": "ledger.json",
-           "price": PRICE}
-    c = cached_backend_from_params(cfg, root=tmp_path)
+def test_built_from_the_teacher_section(tmp_path, mirror):
+    """make_teacher builds the backend from teacher.openai and the call cache from teacher.cache
+    (the schema's defaults filled in); an unknown key of teacher.openai is refused by the schema."""
+    section = section_defaults("teacher", backend="openai", openai={
+        "model": "scripted", "base_url": "http://127.0.0.1:9/v1", "api_key_env": KEY_ENV, "concurrency": 16,
+        "max_attempts": 6, "timeout_s": 30}, cache={"path": str(tmp_path / "teacher" / "calls.jsonl"),
+                                                   "price_table": PRICE})
+    c = make_teacher(section, mirror=mirror).backend
     assert c.path == tmp_path / "teacher" / "calls.jsonl" and c.ledger.price("scripted") == PRICE["scripted"]
     assert (c.backend.concurrency, c.backend.max_attempts, c.backend.timeout_s) == (16, 6, 30.0)
     with pytest.raises(ValueError, match="concurency"):
-        OpenAIBackend.from_params({**cfg, "concurency": 3})
-    with pytest.raises(ValueError, match="cache"):
-        cached_backend_from_params({k: v for k, v in cfg.items() if k != "cache"})
+        section_defaults("teacher", openai={"concurency": 3})

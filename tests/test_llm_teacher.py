@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from edit.config_schema import section_defaults
 from edit.dual import build_dual_cots, make_questions
 from edit.llm.base import ChatBackend, ChatResult
 from edit.llm.judge import apply_labels, judge_mistakes, judge_prompt, parse_label, record_key
@@ -172,10 +173,11 @@ def test_make_teacher_openai_is_lazy_and_cached(mirror, tmp_path, monkeypatch):
     pytest.importorskip("edit.llm.openai_backend")
     pytest.importorskip("edit.llm.cache")
     monkeypatch.delenv("EDIT_TEST_NO_KEY", raising=False)
-    t = make_teacher({"backend": "openai", "prompt_source": "edit_files", "seed": 4,
-                      "openai": {"model": "m-1", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "EDIT_TEST_NO_KEY",
-                                 "allow_missing_key": True},
-                      "cache": {"path": str(tmp_path / "calls.jsonl")}}, mirror=mirror)
+    t = make_teacher(section_defaults(
+        "teacher", backend="openai", prompt_source="edit_files", seed=4,
+        openai={"model": "m-1", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "EDIT_TEST_NO_KEY",
+                "allow_missing_key": True},
+        cache={"path": str(tmp_path / "calls.jsonl")}), mirror=mirror)
     assert isinstance(t, LLMTeacher) and t.name == "llm:openai:m-1" and t.prompts.source == "edit_files"
     assert type(t.backend).__name__ == "CachedBackend" and t.seed == 4
     with pytest.raises(ValueError, match="unknown teacher backend 'gpt-9'"):

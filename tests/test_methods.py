@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edit.config_schema import section_defaults
 from edit.formats import FORMATS, INSTRUCTION, answer_sentence, get_format, strip_answer_sentence, student_prompt
 from edit.generation import generate
 from edit.keysteps import mark_pairs, response_ids
@@ -83,8 +84,8 @@ def marked(data, tok):
     return mark_pairs(data[2], tok, progress=False)
 
 
-STUDENT = {"kind": "tiny_llama", "hidden_size": 16, "intermediate_size": 32, "num_layers": 1, "num_heads": 2,
-           "max_length": 512}
+STUDENT = section_defaults("student", kind="tiny_llama", hidden_size=16, intermediate_size=32, num_layers=1,
+                           num_heads=2, max_length=512)
 
 
 def _params():

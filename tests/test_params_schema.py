@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from edit.config_schema import Params
+from edit.config_schema import Params, defaults, section_defaults
 from edit.params import ParamsError, check_file, load_params, main
 
 PARAMS = ROOT / "params.yaml"
@@ -287,3 +287,28 @@ def test_defaults_are_filled_and_the_result_is_plain(tmp_path):
     assert "profiles" not in p
     assert yaml.safe_load(yaml.safe_dump(p)) == p  # plain dicts, lists and scalars only
     assert set(Params.model_fields) == set(p)
+
+
+def test_defaults_for_code_and_tests_are_load_params_defaults():
+    """config_schema.defaults / section_defaults give what load_params fills in: the default profile
+    written out equals the schema's defaults with the file's explicit values given as overrides."""
+    full = load_params(PARAMS, profile="default")
+    assert defaults(**{k: v for k, v in full.items()}) == full
+    bare = defaults()
+    assert bare["method_defs"] == {} and bare["profile"] == "default" and bare["student"]["vocab_size"] == 1024
+    for name in ("runtime", "benchmarks", "data", "teacher", "student", "train", "eval", "report", "plan"):
+        assert section_defaults(name) == bare[name], name
+    student = section_defaults("student", vocab_size=300, lora={"enabled": True})
+    assert student["vocab_size"] == 300 and student["lora"] == {**bare["student"]["lora"], "enabled": True}
+    assert section_defaults("train", sft={"epochs": 1})["sft"] == {**bare["train"]["sft"], "epochs": 1}
+    assert defaults(report={"decimals": 2})["report"] == {**bare["report"], "decimals": 2}
+    overrides = {"sampling": {"temperature": 0.5}}
+    got = section_defaults("teacher", **overrides)
+    got["sampling"]["temperature"] = 9
+    assert overrides["sampling"]["temperature"] == 0.5  # nothing shared with the caller
+    with pytest.raises(ValueError, match="vocab_size"):
+        section_defaults("student", vocab_size="big")
+    with pytest.raises(ValueError, match="tabels"):
+        defaults(report={"tabels": {}})
+    with pytest.raises(ValueError, match="not a section"):
+        section_defaults("seeds")

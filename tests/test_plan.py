@@ -18,6 +18,7 @@ from edit.benchmarks.sources import BenchmarkFiles
 from edit.benchmarks.suites import bbh_split, read_bbh_part
 from edit.evaluate import load_suite
 from edit.methods import parse_method
+from edit.config_schema import defaults, section_defaults
 from edit.params import load_params
 from edit.plan import Benchmarks, build_plan, dual_counts, format_plan, main, questions, suite_items
 from edit.plan_costs import describe_local_model, llama_param_count, step_examples, student_plan, training_plan
@@ -34,7 +35,8 @@ def _bbh_sizes(mirror) -> dict[str, int]:
 
 
 def _params(profile: str, **overrides) -> dict:
-    """A profile of params.yaml with dotted-key overrides (``{"data.bbh_tasks": [...]}``)."""
+    """A profile of params.yaml with dotted-key overrides (``{"data.bbh_tasks": [...]}``), the
+    schema's defaults filled into what they set (``edit.config_schema.defaults``)."""
     p = load_params(PARAMS, profile=profile)
     for dotted, value in overrides.items():
         node = p
@@ -42,7 +44,7 @@ def _params(profile: str, **overrides) -> dict:
         for k in head:
             node = node.setdefault(k, {})
         node[last] = copy.deepcopy(value)
-    return p
+    return defaults(**p)
 
 
 @pytest.fixture(scope="module")
@@ -263,8 +265,8 @@ def test_embedded_profile_counts_generated_questions_and_derives_the_student(mir
 
 
 def test_batch_not_divisible_by_processes_is_an_error_naming_it():
-    params = {"methods": ["m"], "method_defs": {"m": [{"loss": "sft", "data": ["D+"]}]},
-              "train": {"sft": {"batch_size": 12, "epochs": 1}}}
+    params = defaults(methods=["m"], method_defs={"m": [{"loss": "sft", "data": ["D+"]}]},
+                      train={"sft": {"batch_size": 12, "epochs": 1}})
     with pytest.raises(ValueError, match=r"train\.sft\.batch_size=12.*8 processes"):
         training_plan(params, ["m"], {"D+": 10}, 8, 100.0, None, False)
     rows, _ = training_plan(params, ["m"], {"D+": 10}, 4, 100.0, None, False)
@@ -336,8 +338,8 @@ def test_grid_methods_count_with_the_grid_seeds(mirror):
 def test_one_parameter_count_for_code_built_and_local_students(tmp_path):
     """A code-built student and a local config.json of the same architecture get the same size
     (both from edit.plan_costs.llama_param_count)."""
-    student = {"kind": "tiny_llama", "hidden_size": 64, "intermediate_size": 176, "num_layers": 2, "num_heads": 4,
-               "vocab_size": 1024, "tie_embeddings": False}
+    student = section_defaults("student", kind="tiny_llama", hidden_size=64, intermediate_size=176, num_layers=2,
+                               num_heads=4, vocab_size=1024, tie_embeddings=False)
     config = {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 176, "vocab_size": 1024,
               "num_attention_heads": 4, "tie_word_embeddings": False}
     (tmp_path / "config.json").write_text(json.dumps(config))

@@ -7,6 +7,7 @@ import pytest
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from conftest import ROOT
+from edit.config_schema import defaults, section_defaults
 from edit.params import load_params
 from edit.plan_costs import student_plan
 from edit.report.figures import plot_accuracy, plot_alpha_beta, plot_by_student
@@ -71,10 +72,10 @@ def test_make_report_end_to_end(tmp_path):
     root = results(tmp_path / "results", methods=("std_cot", "edit", "edit_a0_b0", "edit_a1_b0"))
     (root / "edit_a1_b0-2" / "samples.jsonl").unlink()  # samples are in the DVC cache: may be absent
     other = results(tmp_path / "other", methods=("std_cot", "edit"))
-    params = {"profile": "default", "methods": ["std_cot", "edit", "edit_a0_b0", "edit_a1_b0"], "seeds": [0, 1, 2],
-              "eval": {"suites": {"IND": "ind_test", "OOD": "ood_test"}}, **repo_methods(),
-              "report": {"n_bootstrap": 300, "other_students": {"bigger": str(other)},
-                         "student_sizes": {"default": 4e5, "bigger": 1e6}}}
+    params = defaults(profile="default", methods=["std_cot", "edit", "edit_a0_b0", "edit_a1_b0"], seeds=[0, 1, 2],
+                      eval={"suites": {"IND": "ind_test", "OOD": "ood_test"}}, **repo_methods(),
+                      report={"n_bootstrap": 300, "other_students": {"bigger": str(other)},
+                              "student_sizes": {"default": 4e5, "bigger": 1e6}})
     out = make_report(params, root, tmp_path / "tables", tmp_path / "figures", paper_csv=PAPER_CSV)
     tables = tmp_path / "tables"
     rows = pd.read_csv(tables / "table1.csv")
@@ -98,7 +99,7 @@ def test_make_report_end_to_end(tmp_path):
     for fig in ("accuracy.png", "alpha_beta.png", "accuracy_by_student.png"):
         assert (tmp_path / "figures" / fig).stat().st_size > 1000
     make_report(params, root, tmp_path / "tables2", tmp_path / "figures2", paper_csv=PAPER_CSV)
-    params1 = {**params, "methods": ["std_cot", "edit"], "report": {"n_bootstrap": 300}}  # one student, no grid
+    params1 = defaults(**{**params, "methods": ["std_cot", "edit"], "report": {"n_bootstrap": 300}})  # one student, no grid
     make_report(params1, results(tmp_path / "r1"), tmp_path / "t1", tmp_path / "f1")
     for fig in ("alpha_beta.png", "accuracy_by_student.png"):
         assert 0 < (tmp_path / "f1" / fig).stat().st_size < (tmp_path / "figures" / fig).stat().st_size
@@ -113,8 +114,8 @@ def test_switched_off_suites_are_not_columns(tmp_path):
     """A profile switches a base suite off with null (the bbh and paper profiles drop IND and OOD):
     the tables have no column for it, and AVG is over the suites that ran."""
     root = results(tmp_path / "results", methods=("std_cot", "edit"))
-    params = {"profile": "p", "methods": ["std_cot", "edit"], "seeds": [0, 1, 2],
-              "eval": {"suites": {"IND": "ind_test", "OOD": "ood_test", "GONE": None}}}
+    params = defaults(profile="p", methods=["std_cot", "edit"], seeds=[0, 1, 2],
+                      eval={"suites": {"IND": "ind_test", "OOD": "ood_test", "GONE": None}})
     out = make_report(params, root, tmp_path / "t", tmp_path / "f")
     table = pd.read_csv(tmp_path / "t" / "table1.csv")
     assert "GONE" not in table.columns and {"IND", "OOD", "AVG"} <= set(table.columns)
@@ -126,8 +127,8 @@ def test_student_sizes_and_grid_students(tmp_path):
     shows) equals that of the model it builds (tied embeddings once), and with_grid_students adds
     every grid student's runs and size to the report section."""
     for h, i, layers, tied in ((16, 32, 2, True), (48, 144, 2, True), (96, 288, 3, True), (16, 32, 2, False)):
-        student = {"kind": "tiny_llama", "vocab_size": 120, "hidden_size": h, "intermediate_size": i,
-                   "num_layers": layers, "num_heads": 2, "max_length": 64, "tie_embeddings": tied}
+        student = section_defaults("student", vocab_size=120, hidden_size=h, intermediate_size=i, num_layers=layers,
+                                   num_heads=2, max_length=64, tie_embeddings=tied)
         model = LlamaForCausalLM(LlamaConfig(vocab_size=120, hidden_size=h, intermediate_size=i,
                                              num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
                                              max_position_embeddings=64, tie_word_embeddings=tied))
@@ -154,9 +155,9 @@ def test_other_student_reads_only_its_listed_runs(tmp_path):
     other = results(tmp_path / "other")
     write_run(other, "mt_cot", 0)
     runs = [f"{m}-{s}" for m in ("std_cot", "edit") for s in (0, 1, 2)]
-    params = {"profile": "default", "methods": ["std_cot", "edit"], "seeds": [0, 1, 2],
-              "eval": {"suites": {"IND": "ind_test", "OOD": "ood_test"}},
-              "report": {"n_bootstrap": 100, "other_students": {"bigger": {"dir": str(other), "runs": runs}}}}
+    params = defaults(profile="default", methods=["std_cot", "edit"], seeds=[0, 1, 2],
+                      eval={"suites": {"IND": "ind_test", "OOD": "ood_test"}},
+                      report={"n_bootstrap": 100, "other_students": {"bigger": {"dir": str(other), "runs": runs}}})
     make_report(params, root, tmp_path / "t", tmp_path / "f")
     assert list(pd.read_csv(tmp_path / "t" / "table1_bigger.csv")["method"]) == ["std_cot", "edit"]
     params["report"]["other_students"]["bigger"] = str(other)  # a plain folder: every run in it

@@ -11,7 +11,8 @@ import yaml
 
 from edit.report.runs import load_accuracy
 from edit.report.scores import per_seed_scores, results_table
-from edit.report.spec import DEFAULT_LABELS, DEFAULT_REPORT, krsl_weights, report_config, table_rows
+from edit.config_schema import defaults
+from edit.report.spec import DEFAULT_LABELS, DEFAULT_TABLES, krsl_weights, report_config, table_rows
 from edit.report.tables import build_table, format_table, reported_rows, side_by_side, tex_escape, write_table
 from report_data import PAPER_CSV, hand_acc, hand_scores, repo_methods, results
 
@@ -150,34 +151,36 @@ def test_build_table_t_test_against_hand_computation(tmp_path):
 
 
 def test_report_config_from_params():
-    cfg = report_config({"report": {"labels": {"edit": "EDIT (ours)"}, "significance_level": 0.01,
-                                    "tables": {"table9": None, "table5": {"rows": ["std_cot", "edit_renamed"]}}}})
+    cfg = report_config(defaults(report={"labels": {"edit": "EDIT (ours)"}, "significance_level": 0.01, "tables": {
+        "table9": None, "table5": {"rows": ["std_cot", "edit_renamed"]}}}))
     assert cfg["labels"]["edit"] == "EDIT (ours)" and cfg["labels"]["std_cot"] == "Std-CoT"
-    assert cfg["significance_level"] == 0.01 and cfg["n_bootstrap"] == DEFAULT_REPORT["n_bootstrap"]
+    assert cfg["significance_level"] == 0.01 and cfg["n_bootstrap"] == defaults()["report"]["n_bootstrap"] == 10000
     assert "table9" not in cfg["tables"] and cfg["tables"]["table5"]["reference"] == "std_cot"
     assert [r["method"] for r in table_rows(cfg["tables"]["table5"])] == ["std_cot", "edit_renamed"]
-    assert report_config({}) == report_config(None)
-    with pytest.raises(ValueError, match="unknown key"):
-        report_config({"report": {"tabels": {}}})
-    with pytest.raises(ValueError, match="now report.significance_level"):
-        report_config({"report": {"alpha": 0.05}})
+    # the report's settings are the schema's (unknown keys are refused when params are loaded)
+    assert {k: v for k, v in report_config(defaults()).items() if k not in ("labels", "tables")} == \
+        {k: v for k, v in defaults()["report"].items() if k not in ("labels", "tables")}
+    with pytest.raises(ValueError, match="tabels"):
+        defaults(report={"tabels": {}})
+    with pytest.raises(ValueError, match="report.alpha"):
+        defaults(report={"alpha": 0.05})
     with pytest.raises(ValueError, match="table1.*rows\\[0\\]"):
-        report_config({"report": {"tables": {"table1": {"rows": [{"alpha": 1}]}}}})
+        report_config(defaults(report={"tables": {"table1": {"rows": [{"alpha": 1}]}}}))
     with pytest.raises(ValueError, match="twice"):
-        report_config({"report": {"tables": {"table5": {"rows": ["edit", "edit"]}}}})
+        report_config(defaults(report={"tables": {"table5": {"rows": ["edit", "edit"]}}}))
     # the spec is plain data: it survives a trip through YAML (so it can live in params.yaml)
-    assert yaml.safe_load(yaml.safe_dump(DEFAULT_REPORT)) == DEFAULT_REPORT
-    names = {r["method"] for spec in DEFAULT_REPORT["tables"].values() for r in table_rows(spec)}
+    assert yaml.safe_load(yaml.safe_dump(DEFAULT_TABLES)) == DEFAULT_TABLES
+    names = {r["method"] for spec in DEFAULT_TABLES.values() for r in table_rows(spec)}
     brief = ["std_cot", "answer_sft", "mt_cot", "sbs", "scott", "std_cot_repeat", "std_cot_dual", "edit", "edit_dpo",
              "edit_no_rwc", "edit_dplus_only", "edit_dminus_only", "edit_a0_b0", "edit_a0_b0025", "edit_a1_b0",
              "edit_a1_b005", "edit_logical", "edit_calculation", "edit_knowledge", "edit_random_tokens",
              "edit_all_diff_uniform", "untuned_zero_shot", "untuned_zero_shot_cot", "untuned_few_shot",
              "untuned_few_shot_cot"]
     assert not set(brief) - names and set(DEFAULT_LABELS) >= names
-    table4 = report_config(repo_methods())["tables"]["table4"]
+    table4 = report_config(defaults(**repo_methods()))["tables"]["table4"]
     grid = {(r["extra"]["alpha"], r["extra"]["beta"]) for r in table_rows(table4)}
     assert grid == {(0, 0), (0, 0.025), (1, 0), (1, 0.025), (1, 0.05)}
-    t1 = table_rows(DEFAULT_REPORT["tables"]["table1"])
+    t1 = table_rows(DEFAULT_TABLES["table1"])
     assert [r["method"] for r in t1 if r["control"]] == ["edit_random_tokens", "edit_all_diff_uniform"]
 
 
@@ -195,7 +198,7 @@ def test_krsl_weights_come_from_method_defs_and_train():
     two = {**p, "method_defs": {"x": [{"loss": "krsl", "pairs": ["D+dual"]}, {"loss": "krsl", "pairs": ["D-dual"]}]}}
     with pytest.raises(ValueError, match="2 KRSL steps"):
         krsl_weights(two, "x")
-    rows = table_rows(report_config({**p, "report": {"tables": {"table4": {
-        "rows": ["edit", {"method": "edit_a0_b0", "beta": 9}, "std_cot"]}}}})["tables"]["table4"])
+    rows = table_rows(report_config(defaults(**p, report={"tables": {"table4": {
+        "rows": ["edit", {"method": "edit_a0_b0", "beta": 9}, "std_cot"]}}}))["tables"]["table4"])
     assert [r["extra"] for r in rows] == [{"alpha": 1, "beta": 0.025}, {"alpha": 0, "beta": 9}, {}]
-    assert all("alpha" not in r["extra"] for r in table_rows(report_config({})["tables"]["table4"]))  # no method_defs
+    assert all("alpha" not in r["extra"] for r in table_rows(report_config(defaults())["tables"]["table4"]))  # no method_defs

@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edit.config_schema import section_defaults
 from edit.params import load_params
 from edit.student import train_tokenizer
 from edit.training.checkpoints import (CHECKPOINT_KEYS, checkpoint_hp, is_complete_checkpoint, last_complete_checkpoint,
@@ -196,9 +197,9 @@ def test_prepare_checkpoints_resumes_or_starts_afresh(tmp_path):
 
 
 def test_checkpoint_hp_only_when_enabled():
-    assert checkpoint_hp({"train": {}}, "ck") == {}
-    hp = checkpoint_hp({"train": {"checkpoints": {"save_steps": 10}}}, "ck/edit-0")
-    assert hp == {"checkpoint_dir": "ck/edit-0", "save_steps": 10, "save_total_limit": 2, "resume": True}
+    assert checkpoint_hp({"train": section_defaults("train")}, "ck") == {}  # save_steps 0 by default
+    hp = checkpoint_hp({"train": section_defaults("train", checkpoints={"save_steps": 40})}, "ck/edit-0")
+    assert hp == {"checkpoint_dir": "ck/edit-0", "save_steps": 40, "save_total_limit": 2, "resume": True}
     assert set(CHECKPOINT_KEYS) >= set(hp)
 
 

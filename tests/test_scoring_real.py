@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edit.benchmarks.parsers import load_all
+from edit.config_schema import section_defaults
 from edit.benchmarks.sources import BenchmarkFiles
 from edit.benchmarks.suites import AGIEVAL_SUBSETS, BBH_TASKS, BenchItem
 from edit.scoring import ANSWER_TYPES, correct_format, extract_answer, score, score_full
@@ -17,7 +18,7 @@ from edit.scoring import ANSWER_TYPES, correct_format, extract_answer, score, sc
 @pytest.fixture(scope="module")
 def suites(mirror, tmp_path_factory):
     files = BenchmarkFiles(mirror, tmp_path_factory.mktemp("cache"), allow_download=False)
-    return load_all(files)
+    return load_all(files, section_defaults("benchmarks"))
 
 
 def _wrong(item: BenchItem) -> str:

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from edit.config_schema import section_defaults
 from edit.io import DataError
 from edit.keysteps import mark_pairs
 from edit.params import load_params
@@ -34,7 +35,8 @@ def tok():
     return train_tokenizer(QUESTIONS + [r["response"] for r in sft] + [p["rejected"] for p in pairs], 300)
 
 
-STUDENT = {"kind": "tiny_llama", "hidden_size": 16, "intermediate_size": 32, "num_layers": 1, "num_heads": 2, "max_length": 256}
+STUDENT = section_defaults("student", kind="tiny_llama", hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2,
+                           max_length=256)
 
 
 def _params():

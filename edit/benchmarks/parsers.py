@@ -14,7 +14,7 @@ from typing import Iterable, Mapping, Sequence
 from tqdm.auto import tqdm
 
 from edit.benchmarks.sources import BenchmarkFiles, load_json
-from edit.benchmarks.suites import (AGIEVAL_SUBSETS, BB_SUB_TASKS, BBH_ANSWER_TYPES, BBH_TASKS, DEFAULTS, SUITES,
+from edit.benchmarks.suites import (AGIEVAL_SUBSETS, BB_SUB_TASKS, BBH_ANSWER_TYPES, BBH_TASKS, SUITES,
                                     BenchItem, validate_item)
 from edit.io import DataError, read_jsonl
 
@@ -204,8 +204,7 @@ def cap_per_task(per_subtask: Mapping[str, Sequence[BenchItem]], cap: int) -> li
     return [it for n in names for it in list(per_subtask[n])[: quota[n]]]
 
 
-def load_bb_sub(files: BenchmarkFiles, max_per_task: int = DEFAULTS["bb_sub_max_per_task"],
-                tasks: Iterable[str] = BB_SUB_TASKS) -> list[BenchItem]:
+def load_bb_sub(files: BenchmarkFiles, max_per_task: int, tasks: Iterable[str] = BB_SUB_TASKS) -> list[BenchItem]:
     """BB-sub items of ``tasks`` (default the 60 available), at most ``max_per_task`` per task."""
     out = []
     for task in tasks:
@@ -310,8 +309,8 @@ def load_arc(files: BenchmarkFiles, suite: str) -> list[BenchItem]:
 # ====================================================================== whole suites
 
 
-def load_suite(files: BenchmarkFiles, suite: str, cfg: Mapping | None = None) -> list[BenchItem]:
-    cfg = {**DEFAULTS, **(cfg or {})}
+def load_suite(files: BenchmarkFiles, suite: str, cfg: Mapping) -> list[BenchItem]:
+    """The items of ``suite``; ``cfg`` is the ``benchmarks`` params section (``bb_sub_max_per_task``)."""
     if suite == "bbh":
         return load_bbh(files)
     if suite == "bb_sub":
@@ -323,7 +322,7 @@ def load_suite(files: BenchmarkFiles, suite: str, cfg: Mapping | None = None) ->
     raise ValueError(f"unknown suite {suite!r}; expected one of {SUITES}")
 
 
-def load_all(files: BenchmarkFiles, cfg: Mapping | None = None, suites: Iterable[str] = SUITES) -> dict[str, list[BenchItem]]:
-    """``{suite: items}`` for ``suites``."""
+def load_all(files: BenchmarkFiles, cfg: Mapping, suites: Iterable[str] = SUITES) -> dict[str, list[BenchItem]]:
+    """``{suite: items}`` for ``suites`` (``cfg``: the ``benchmarks`` params section)."""
     suites = tuple(suites)
     return {s: load_suite(files, s, cfg) for s in tqdm(suites, desc="benchmarks", disable=len(suites) < 2)}

@@ -89,14 +89,6 @@ BB_SUB_TASKS = (
 AGIEVAL_SUBSETS = ("aqua-rat", "logiqa-en", "lsat-ar", "lsat-lr", "lsat-rc", "sat-math", "sat-en",
                    "sat-en-without-passage")
 
-DEFAULTS = {"bbh_split_seed": 0, "bbh_test_fraction": 0.2, "bb_sub_max_per_task": 100}
-
-
-def settings(params: dict) -> dict:
-    """The benchmarks stage's settings: :data:`DEFAULTS` under ``params["benchmarks"]``."""
-    return {**DEFAULTS, **(params.get("benchmarks") or {})}
-
-
 # ====================================================================== the common record
 
 
@@ -207,9 +199,8 @@ def validate_item(item: BenchItem, where: str = "record") -> BenchItem:
 # ====================================================================== the BBH split
 
 
-def bbh_split(items: Sequence[BenchItem], seed: int = DEFAULTS["bbh_split_seed"],
-              test_fraction: float = DEFAULTS["bbh_test_fraction"]) -> dict:
-    """The 4:1 train/test split per task: ``round(n * test_fraction)`` items of each task go to
+def bbh_split(items: Sequence[BenchItem], seed: int, test_fraction: float) -> dict:
+    """The 4:1 train/test split per task (``benchmarks.bbh_split_seed``, ``benchmarks.bbh_test_fraction``): ``round(n * test_fraction)`` items of each task go to
     test, chosen by ``random.Random(f"{seed}/{task}").sample`` over the task's ids (independent of
     other tasks and of item order). Returns ``{"seed", "test_fraction", "tasks": {task: {"train":
     [ids], "test": [ids]}}}`` with ids in source order."""

@@ -42,7 +42,6 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -50,19 +49,15 @@ from edit.records import ANSWER_PHRASE
 from edit.secrets import redact
 
 from .base import ChatBackend, ChatRequest, ChatResult
-from .cache import CachedBackend
 
 log = logging.getLogger(__name__)
 
 DUMMY_KEY = "sk-no-key-required"
 RESAMPLE_STRIDE = 1000  # resample r of sample i gets sample_index i + r * RESAMPLE_STRIDE
-# keys of the teacher's params section that configure the cache, the ledger or the answer policy
 # a reply longer than max_tokens * MAX_CHARS_PER_TOKEN characters is a fault: real tokenizers average
 # 3-5 characters per token on text and rarely pass 10 even on code or whitespace runs
 MAX_CHARS_PER_TOKEN = 32
 FATAL_STATUSES = (401, 403, 404)
-NOT_BACKEND_KEYS = ("backend", "cache", "ledger", "price", "max_resamples", "temperature_step",
-                    "max_temperature", "expected_completion_tokens", "fsync")
 
 
 class MalformedReply(Exception):
@@ -202,17 +197,6 @@ class OpenAIBackend(ChatBackend):
         self.send_key_headers = bool(send_key_headers)
         self.progress_desc = progress_desc or f"teacher {self.model}"
         self._api_key()  # fail early, naming the variable, when the key is missing
-
-    @classmethod
-    def from_params(cls, teacher: dict) -> "OpenAIBackend":
-        """Build from a params section (keys as in the constructor; the keys in
-        ``NOT_BACKEND_KEYS`` belong to the cache and the answer policy and are ignored here);
-        an unknown key is an error naming it."""
-        known = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        unknown = set(teacher) - known - set(NOT_BACKEND_KEYS)
-        if unknown:
-            raise ValueError(f"teacher params: unknown keys for the openai backend: {sorted(unknown)}")
-        return cls(**{k: v for k, v in teacher.items() if k in known})
 
     def __repr__(self) -> str:  # never shows the key
         return (f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, api_key_env={self.api_key_env!r}, "
@@ -445,14 +429,3 @@ def complete_with_answer(backend: ChatBackend, requests: list[ChatRequest], need
     if n_flag:
         log.warning("%d of %d replies kept without %r after %d resamples", n_flag, len(kept), needs, max_resamples)
     return kept
-
-
-def cached_backend_from_params(cfg: dict, root: str | os.PathLike = "."):
-    """An :class:`OpenAIBackend` behind a :class:`~edit.llm.cache.CachedBackend`, from a params
-    section such as ``teacher.openai`` (``cache`` is a path relative to ``root``; ``price`` the price
-    table)."""
-    if not cfg.get("cache"):
-        raise ValueError("teacher params: `cache` (path of the call cache) is required")
-    backend = OpenAIBackend.from_params(cfg)
-    return CachedBackend(backend, Path(root) / cfg["cache"], price_table=cfg.get("price"),
-                         fsync=bool(cfg.get("fsync", True)))

@@ -86,10 +86,10 @@ class LLMTeacher(Teacher):
         """From the ``teacher`` params section (``prompt_source``, ``system_prompt``, ``sampling``,
         ``ccp_examples``, ``ccp_max_chars``, ``seed``, ``max_resamples``, ``temperature_step``,
         ``max_temperature``; other keys are the backend's)."""
-        prompts = PromptBuilder(mirror, section.get("prompt_source", "ours"), section.get("system_prompt"))
+        prompts = PromptBuilder(mirror, section["prompt_source"], section["system_prompt"])
         kw = {k: section[k] for k in ("ccp_examples", "ccp_max_chars", "seed", "max_resamples",
-                                      "temperature_step", "max_temperature") if k in section}
-        return cls(backend, prompts, section.get("sampling"), **kw)
+                                      "temperature_step", "max_temperature")}
+        return cls(backend, prompts, section["sampling"], **kw)
 
     # ------------------------------------------------------------------ plumbing
     def request(self, kind: str, messages: list[dict]) -> ChatRequest:

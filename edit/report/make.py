@@ -61,7 +61,7 @@ def make_report(params: dict, results_dir="results", tables_dir="reports/tables"
                              f"{spec.get('min_rows', 1)}: not written")
                 continue
             fname = tname + suffix
-            caption = f"{spec.get('title', tname)}. Student {student}, profile {params.get('profile', 'default')}."
+            caption = f"{spec.get('title', tname)}. Student {student}, profile {params['profile']}."
             write_table(res["pretty"], tables_dir, fname, caption=caption, footnote=res["footnote"])
             res["numeric"].to_csv(tables_dir / f"{fname}_numeric.csv", float_format="%.4f", lineterminator="\n")
             if paper_csv is not None and Path(paper_csv).exists() and spec.get("paper_table"):

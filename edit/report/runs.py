@@ -127,18 +127,18 @@ def with_grid_students(params: dict, students_dir) -> dict:
     left from another configuration is never read, and ``report.student_sizes`` filled
     with the parameter count of the primary student and of each variant where it is not given and
     the student is code-built (``edit.plan_costs.student_plan``'s count, from the ``student`` section)."""
-    names = list(params.get("grid_students") or [])
-    cfg = dict(params.get("report") or {})
+    names = list(params["grid_students"])
+    cfg = params["report"]
     primary = primary_student(params)
     if primary in names:
         raise ValueError(f"grid_students: {primary!r} is also the primary student's name (report.student or the "
                          f"profile): the tables could not tell their results apart; rename the variant")
-    others = dict(cfg.get("other_students") or {})
-    runs = [f"{m}-{s}" for m in params.get("grid_student_methods") or [] for s in params.get("grid_seeds") or []]
+    others = dict(cfg["other_students"])
+    runs = [f"{m}-{s}" for m in params["grid_student_methods"] for s in params["grid_seeds"]]
     others.update({name: {"dir": str(Path(students_dir) / name), "runs": runs} for name in names})
-    sizes = dict(cfg.get("student_sizes") or {})
+    sizes = dict(cfg["student_sizes"])
     students = {primary: params["student"], **{n: with_student_variant(params, n)["student"] for n in names}}
     for name, student in students.items():
-        if name not in sizes and student.get("kind", "tiny_llama") == "tiny_llama":
+        if name not in sizes and student["kind"] == "tiny_llama":
             sizes[name] = int(student_plan(student)["n_params"])
     return deep_merge(params, {"report": {"other_students": others, "student_sizes": sizes}})

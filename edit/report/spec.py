@@ -1,6 +1,7 @@
 """The report's table specification as data: which tables exist, their rows (methods), labels and
-reference rows, and the report's settings. ``DEFAULT_REPORT`` holds the defaults; the ``report:``
-section of ``params.yaml`` overrides any part of it (``report_config``).
+reference rows. ``DEFAULT_TABLES`` and ``DEFAULT_LABELS`` hold the defaults; ``report.tables`` and
+``report.labels`` of ``params.yaml`` override any part of them, and the report's other settings
+are the ``report`` section itself (its defaults in :mod:`edit.config_schema`; ``report_config``).
 
 Tables: 1 (methods), 2 (pair subsets), 4 (KRSL alpha/beta grid), 5 (data-matched baselines),
 7 (mistake types) and 9 (KRSL vs DPO) of the EDIT paper.
@@ -43,7 +44,7 @@ DEFAULT_LABELS: dict[str, str] = {
 
 _CONTROLS = ["edit_random_tokens", "edit_all_diff_uniform"]
 
-#: Report settings and the table specification. Each table: ``title``, ``paper_table`` (the
+#: The table specification. Each table: ``title``, ``paper_table`` (the
 #: paper's table number for the side-by-side file, or null), ``reference`` (the row every other
 #: row is tested against), ``min_rows`` (write the table only with at least this many rows that
 #: have results), ``rows`` and ``controls`` (extra rows after a table's own). A row is a method
@@ -51,94 +52,72 @@ _CONTROLS = ["edit_random_tokens", "edit_all_diff_uniform"]
 #: which become columns. ``krsl_weights: true`` adds the columns ``alpha`` and ``beta``: each row's
 #: KRSL weights, read from its ``method_defs`` entry over ``train.krsl`` (``krsl_weights``), not
 #: restated here (table 4; they are the alpha/beta heat map's axes).
-DEFAULT_REPORT: dict = {
-    "student": None,          # the run's student name in tables and the size figure (default: the profile)
-    "average": "macro",       # suite score: macro (mean over tasks) or micro (items pooled)
-    "significance_level": 0.05,  # two-sided tests: p below it is significant (* seeds, † items)
-    "n_bootstrap": 10000,     # paired bootstrap resamples over test items
-    "bootstrap_seed": 0,
-    "noise_factor": 2.0,      # |diff| below noise_factor x pooled seed std counts as within noise
-    "decimals": 1,
-    "paper_columns": {},      # our suite -> the paper's column, e.g. {bbh_test: BBH-test}
-    "student_sizes": {},      # student name -> parameter count (x axis of the size figure)
-    "other_students": {},     # student name -> results folder of another student's runs (all of its run
-                              # folders), or {dir: folder, runs: [<method>-<seed>, ...]} (those only)
-    "labels": {},             # method -> display label (over DEFAULT_LABELS)
-    "tables": {
-        "table1": {
-            "title": "Methods: untuned student, baselines, EDIT and its ablations (paper Table 1)",
-            "paper_table": 1, "reference": "std_cot", "min_rows": 1,
-            "rows": ["untuned_zero_shot", "untuned_few_shot", "untuned_zero_shot_cot", "untuned_few_shot_cot",
-                     "answer_sft", "mt_cot", "scott", "std_cot", "sbs", "edit_no_rwc_dplus", "edit_no_rwc",
-                     "edit_a0_b0", "edit"],
-            "controls": list(_CONTROLS),
-        },
-        "table2": {
-            "title": "KRSL on subsets of the dual pairs, with and without rectified CoTs (paper Table 2)",
-            "paper_table": 2, "reference": "edit", "min_rows": 2,
-            "rows": [{"method": "edit_dplus_only", "pairs": "D+dual", "RWC": "yes"},
-                     {"method": "edit_dminus_only", "pairs": "D-dual", "RWC": "yes"},
-                     {"method": "edit", "pairs": "both", "RWC": "yes"},
-                     {"method": "edit_no_rwc_dplus", "pairs": "D+dual", "RWC": "no"},
-                     {"method": "edit_no_rwc_dminus", "pairs": "D-dual", "RWC": "no"},
-                     {"method": "edit_no_rwc", "pairs": "both", "RWC": "no"}],
-            "controls": [{"method": m, "pairs": "both", "RWC": "yes"} for m in _CONTROLS],
-        },
-        "table4": {
-            "title": "KRSL weights: alpha on the correct CoT's key tokens, beta on the wrong CoT's (paper Table 4)",
-            "paper_table": 4, "reference": "edit_a0_b0", "min_rows": 2, "krsl_weights": True,
-            "rows": ["edit_a0_b0", "edit_a0_b0025", "edit_a1_b0", "edit", "edit_a1_b005"],
-            "controls": [],
-        },
-        "table5": {
-            "title": "Data-matched baselines: the same number of training CoTs (paper Table 5)",
-            "paper_table": 5, "reference": "std_cot", "min_rows": 2,
-            "rows": ["std_cot", "std_cot_repeat", "std_cot_dual", "edit"], "controls": [],
-        },
-        "table7": {
-            "title": "KRSL on dual pairs of one mistake type, equal numbers (paper Table 7)",
-            "paper_table": 7, "reference": "edit_a0_b0", "min_rows": 2,
-            "rows": ["edit_a0_b0",
-                     {"method": "edit_logical", "mistake": "logical"},
-                     {"method": "edit_calculation", "mistake": "calculation"},
-                     {"method": "edit_knowledge", "mistake": "knowledge"}],
-            "controls": [],
-        },
-        "table9": {
-            "title": "Step 2 with DPO instead of KRSL (paper Table 9)",
-            "paper_table": 9, "reference": "edit", "min_rows": 2,
-            "rows": ["edit_dpo", "edit"], "controls": [],
-        },
+DEFAULT_TABLES: dict = {
+    "table1": {
+        "title": "Methods: untuned student, baselines, EDIT and its ablations (paper Table 1)",
+        "paper_table": 1, "reference": "std_cot", "min_rows": 1,
+        "rows": ["untuned_zero_shot", "untuned_few_shot", "untuned_zero_shot_cot", "untuned_few_shot_cot",
+                 "answer_sft", "mt_cot", "scott", "std_cot", "sbs", "edit_no_rwc_dplus", "edit_no_rwc",
+                 "edit_a0_b0", "edit"],
+        "controls": list(_CONTROLS),
+    },
+    "table2": {
+        "title": "KRSL on subsets of the dual pairs, with and without rectified CoTs (paper Table 2)",
+        "paper_table": 2, "reference": "edit", "min_rows": 2,
+        "rows": [{"method": "edit_dplus_only", "pairs": "D+dual", "RWC": "yes"},
+                 {"method": "edit_dminus_only", "pairs": "D-dual", "RWC": "yes"},
+                 {"method": "edit", "pairs": "both", "RWC": "yes"},
+                 {"method": "edit_no_rwc_dplus", "pairs": "D+dual", "RWC": "no"},
+                 {"method": "edit_no_rwc_dminus", "pairs": "D-dual", "RWC": "no"},
+                 {"method": "edit_no_rwc", "pairs": "both", "RWC": "no"}],
+        "controls": [{"method": m, "pairs": "both", "RWC": "yes"} for m in _CONTROLS],
+    },
+    "table4": {
+        "title": "KRSL weights: alpha on the correct CoT's key tokens, beta on the wrong CoT's (paper Table 4)",
+        "paper_table": 4, "reference": "edit_a0_b0", "min_rows": 2, "krsl_weights": True,
+        "rows": ["edit_a0_b0", "edit_a0_b0025", "edit_a1_b0", "edit", "edit_a1_b005"],
+        "controls": [],
+    },
+    "table5": {
+        "title": "Data-matched baselines: the same number of training CoTs (paper Table 5)",
+        "paper_table": 5, "reference": "std_cot", "min_rows": 2,
+        "rows": ["std_cot", "std_cot_repeat", "std_cot_dual", "edit"], "controls": [],
+    },
+    "table7": {
+        "title": "KRSL on dual pairs of one mistake type, equal numbers (paper Table 7)",
+        "paper_table": 7, "reference": "edit_a0_b0", "min_rows": 2,
+        "rows": ["edit_a0_b0",
+                 {"method": "edit_logical", "mistake": "logical"},
+                 {"method": "edit_calculation", "mistake": "calculation"},
+                 {"method": "edit_knowledge", "mistake": "knowledge"}],
+        "controls": [],
+    },
+    "table9": {
+        "title": "Step 2 with DPO instead of KRSL (paper Table 9)",
+        "paper_table": 9, "reference": "edit", "min_rows": 2,
+        "rows": ["edit_dpo", "edit"], "controls": [],
     },
 }
 
 _ROW_KEYS = ("method", "label", "reference")
 
 
-def report_config(params: dict | None = None) -> dict:
-    """``DEFAULT_REPORT`` with the ``report:`` section of ``params`` merged over it (mappings merge
-    key by key, so one table, one label or one setting can be changed alone; lists replace).
-    Labels: ``DEFAULT_LABELS`` then ``report.labels``. A table set to null is dropped. The rows of a
-    table with ``krsl_weights`` get their methods' ``alpha`` and ``beta`` from ``params``
+def report_config(params: dict) -> dict:
+    """The ``report`` section of ``params`` (its settings' defaults in :mod:`edit.config_schema`)
+    with ``tables`` = ``DEFAULT_TABLES`` with ``report.tables`` merged over it (mappings merge key
+    by key, so one table or one of its keys can be changed alone; lists replace) and ``labels`` =
+    ``DEFAULT_LABELS`` then ``report.labels``. A table set to null is dropped. The rows of a table
+    with ``krsl_weights`` get their methods' ``alpha`` and ``beta`` from ``params``
     (``krsl_weights``; a method that ``method_defs`` lacks gets none)."""
-    section = (params or {}).get("report") or {}
-    if not isinstance(section, dict):
-        raise ValueError(f"params 'report' must be a mapping, got {type(section).__name__}")
-    unknown = [k for k in section if k not in DEFAULT_REPORT]
-    if unknown:
-        hint = " (report.alpha is now report.significance_level)" if "alpha" in unknown else ""
-        raise ValueError(f"params 'report': unknown key(s) {unknown}; known: {sorted(DEFAULT_REPORT)}{hint}")
-    cfg = deep_merge(DEFAULT_REPORT, section)
-    cfg["labels"] = {**DEFAULT_LABELS, **(cfg.get("labels") or {})}
-    cfg["tables"] = {k: v for k, v in cfg["tables"].items() if v is not None}
+    cfg = deep_merge(params["report"], {})
+    cfg["labels"] = {**DEFAULT_LABELS, **cfg["labels"]}
+    cfg["tables"] = {k: v for k, v in deep_merge(DEFAULT_TABLES, cfg["tables"]).items() if v is not None}
     for name, spec in cfg["tables"].items():
         if not isinstance(spec, dict) or not isinstance(spec.get("rows"), list):
             raise ValueError(f"params 'report.tables.{name}': needs a 'rows' list")
         table_rows(spec, cfg["labels"], name=name)  # validates the rows
         if spec.get("krsl_weights"):
-            cfg["tables"][name] = _with_krsl_weights(spec, params or {})
-    if cfg["average"] not in ("macro", "micro"):
-        raise ValueError(f"params 'report.average' must be macro or micro, got {cfg['average']!r}")
+            cfg["tables"][name] = _with_krsl_weights(spec, params)
     return cfg
 
 
@@ -173,7 +152,7 @@ def krsl_weights(params: dict, method: str) -> dict | None:
     """``{"alpha", "beta"}`` of ``method``'s KRSL step: ``train.krsl`` with the step's ``hp`` over it
     (as training reads them). None when ``method_defs`` lacks the method or it has no KRSL step;
     ValueError when it has several (which one would the table show?)."""
-    defs = params.get("method_defs") or {}
+    defs = params["method_defs"]
     if method not in defs:
         return None
     steps = [s for s in parse_method(defs[method], method).steps if s["loss"] == "krsl"]
@@ -181,10 +160,7 @@ def krsl_weights(params: dict, method: str) -> dict | None:
         return None
     if len(steps) > 1:
         raise ValueError(f"method {method!r} has {len(steps)} KRSL steps: a table of KRSL weights cannot show it")
-    hp = {**((params.get("train") or {}).get("krsl") or {}), **(steps[0].get("hp") or {})}
-    missing = [k for k in ("alpha", "beta") if k not in hp]
-    if missing:
-        raise ValueError(f"method {method!r}: no KRSL {'/'.join(missing)} in its hp or in train.krsl")
+    hp = {**params["train"]["krsl"], **steps[0]["hp"]}
     return {k: _plain_number(hp[k]) for k in ("alpha", "beta")}
 
 

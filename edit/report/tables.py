@@ -103,7 +103,7 @@ def build_table(acc: pd.DataFrame, spec: dict, suites: Sequence[str], *, name: s
                 labels: dict[str, str] | None = None, average: str = "macro", items: pd.DataFrame | None = None,
                 significance_level: float = 0.05, n_resamples: int = 10_000, seed: int = 0, decimals: int = 1,
                 cache: dict | None = None) -> dict:
-    """One table of the spec (see ``DEFAULT_REPORT``) from a long accuracy frame of one student.
+    """One table of the spec (see ``DEFAULT_TABLES``) from a long accuracy frame of one student.
 
     Rows whose method has no results in ``acc`` are skipped (listed in ``notes``); every other row
     gets mean ± std over seeds per suite and AVG (AVG = per seed the mean of the suite columns)

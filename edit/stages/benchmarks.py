@@ -11,7 +11,7 @@ import pandas as pd
 
 from edit.benchmarks.parsers import load_all
 from edit.benchmarks.sources import files_from_params
-from edit.benchmarks.suites import SUITES, BenchItem, bbh_split, counts, settings, write_benchmarks
+from edit.benchmarks.suites import SUITES, BenchItem, bbh_split, counts, write_benchmarks
 
 
 def run(params: dict, out_dir: str | Path, root: str | Path = ".", allow_download: bool = True) -> dict:
@@ -21,8 +21,8 @@ def run(params: dict, out_dir: str | Path, root: str | Path = ".", allow_downloa
     counts document of :func:`~edit.benchmarks.suites.write_benchmarks` plus (not written)
     ``"origin"`` (number of files taken from the mirror / cache / a download), the items under
     ``"_items"`` and the split under ``"_split"``."""
-    cfg = settings(params)
-    suites_wanted = tuple(cfg.get("suites") or SUITES)
+    cfg = params["benchmarks"]
+    suites_wanted = tuple(cfg["suites"] or SUITES)  # an empty list: every suite
     files = files_from_params(params, root, allow_download)
     suites = load_all(files, cfg, suites_wanted)
     split = bbh_split(suites["bbh"], int(cfg["bbh_split_seed"]), float(cfg["bbh_test_fraction"])) if "bbh" in suites else None

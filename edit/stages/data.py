@@ -25,8 +25,7 @@ def judge_runs(teacher: dict) -> bool:
     """Whether the LLM judge labels the mistake types of the dual pairs: only when
     ``teacher.judge.enabled`` is true AND the backend is not the oracle (the oracle knows the
     types of the mistakes it makes; its labels are never overwritten)."""
-    judge = teacher.get("judge") or {}
-    return bool(judge.get("enabled")) and teacher.get("backend", "oracle") != "oracle"
+    return bool(teacher["judge"]["enabled"]) and teacher["backend"] != "oracle"
 
 
 def split_counts(splits: dict) -> dict[str, dict[str, int]]:
@@ -63,7 +62,7 @@ def run(params: dict | str | Path, out_dir: str | Path = "data",
     teacher = make_teacher(T, mirror=mirror)
     data = dual.build_dual_cots(splits["train"], teacher, progress=progress)
     if judge_runs(T):
-        labels = judge_mistakes(data.pairs, teacher.backend, sampling=T["judge"].get("sampling"))
+        labels = judge_mistakes(data.pairs, teacher.backend, sampling=T["judge"]["sampling"])
         data.pairs = apply_labels(data.pairs, labels.labels)
         data.summary["judge"] = labels.counts
     if hasattr(getattr(teacher, "backend", None), "write_ledger"):  # LLM calls through the call cache
@@ -75,7 +74,7 @@ def run(params: dict | str | Path, out_dir: str | Path = "data",
     return {
         "profile": P["profile"],
         "source": D["source"],
-        "backend": T.get("backend", "oracle"),
+        "backend": T["backend"],
         "questions": split_counts(splits),
         "summary": data.summary,
         "example_pair": data.pairs[0] if data.pairs else None,

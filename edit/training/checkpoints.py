@@ -25,8 +25,6 @@ from accelerate import PartialState
 #: hyper-parameter keys that say where and how often to checkpoint; they change neither the
 #: training nor its result, so they are left out of fingerprints and of train.json.
 CHECKPOINT_KEYS = ("checkpoint_dir", "save_steps", "save_total_limit", "resume", "progress")
-#: ``train.checkpoints`` defaults: checkpointing is off unless save_steps > 0.
-CHECKPOINT_DEFAULTS = {"dir": "checkpoints", "save_steps": 0, "save_total_limit": 2, "resume": True, "keep": False}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -139,8 +137,9 @@ def prepare_checkpoints(root: str | Path, fingerprint: str, loss: str, resume: b
 # ----------------------------------------------------------------------------------------------
 # a run's checkpoint settings
 def checkpoint_settings(params: dict) -> dict:
-    """``train.checkpoints`` with defaults filled in."""
-    return {**CHECKPOINT_DEFAULTS, **(params.get("train", {}).get("checkpoints") or {})}
+    """``train.checkpoints`` (its defaults in :mod:`edit.config_schema`: checkpointing is off unless
+    ``save_steps`` > 0)."""
+    return params["train"]["checkpoints"]
 
 
 def checkpoint_hp(params: dict, run_checkpoints: str | Path) -> dict:
