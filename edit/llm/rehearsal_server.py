@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import threading
 from pathlib import Path
 
 from edit.benchmarks.suites import answer_type
 from edit.llm.prompts import EDIT_PROMPT_DIRS
-from edit.llm.testing import ScriptedChatServer, _h, _Handler
+from edit.llm.testing import ScriptedChatServer, _h, _Handler, serve_until_killed
 from edit.records import ANSWER_PHRASE
 from edit.scoring import score
 
@@ -195,11 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mirror", default="../shared/data")
     ap.add_argument("--faults", default="[]", help="fault rules as JSON (edit.llm.testing)")
     a = ap.parse_args(argv)
-    srv = RehearsalServer(a.mirror, a.questions, port=a.port, faults=json.loads(a.faults))
-    tmp = Path(a.port_file + ".tmp")
-    tmp.write_text(str(srv.port))
-    os.replace(tmp, a.port_file)
-    srv._httpd.serve_forever(poll_interval=0.05)
+    serve_until_killed(RehearsalServer(a.mirror, a.questions, port=a.port, faults=json.loads(a.faults)), a.port_file)
 
 
 if __name__ == "__main__":

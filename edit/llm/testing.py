@@ -412,9 +412,15 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     srv = ScriptedChatServer(latency_s=a.latency, faults=json.loads(a.faults), retry_after_s=a.retry_after,
                              hang_s=a.hang, port=a.port)
-    tmp = Path(a.port_file + ".tmp")
+    serve_until_killed(srv, a.port_file)
+
+
+def serve_until_killed(srv: "ScriptedChatServer", port_file: str) -> None:
+    """Write ``srv``'s port to ``port_file`` (atomically: a reader never sees half a number), then
+    serve in this thread until the process is killed."""
+    tmp = Path(port_file + ".tmp")
     tmp.write_text(str(srv.port))
-    os.replace(tmp, a.port_file)
+    os.replace(tmp, port_file)
     srv._httpd.serve_forever(poll_interval=0.05)
 
 
