@@ -11,7 +11,6 @@ import os
 import secrets as pysecrets
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest

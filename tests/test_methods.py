@@ -22,7 +22,6 @@ from edit.params import load_params
 from edit.records import Question
 from edit.student import build_student, load_student, train_tokenizer
 from edit.training import run as training_run
-from edit.training.batching import PadToLongest
 from edit.training.rows import dpo_dataset, krsl_dataset, sft_dataset
 from edit.training.run import run_method, shared_prefix
 from edit.training.selection import SelectCheckpoint, val_accuracy
