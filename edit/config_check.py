@@ -90,8 +90,7 @@ def _message(err: dict, data: dict, model: type[BaseModel], prefix: str) -> str:
     if kind in _NUMBER_TEXT and isinstance(value, str):
         try:
             float(value)
-            hint = (" (YAML reads e-notation as a number only with a '.' and a signed exponent: write 1.0e-4, "
-                    "6.74e+9)")
+            hint = " (written as text: remove the quotes)"
         except ValueError:
             pass
     if kind == "int_type" and isinstance(value, float):

@@ -165,6 +165,9 @@ class OpenAI(Section):
     concurrency: PositiveInt = 16
     max_attempts: PositiveInt = 6
     timeout_s: PositiveFloat = 120.0
+    backoff_base_s: PositiveFloat = 1.0      # retries: exponential backoff from this, capped at backoff_max_s
+    backoff_max_s: PositiveFloat = 30.0
+    max_retry_after_s: PositiveFloat = 120.0  # a 429's Retry-After is honoured up to this
 
 
 class HF(Section):

@@ -6,12 +6,24 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
+import re
 from pathlib import Path
 
 import yaml
 
 from edit.benchmarks import sources
 from edit.config_check import validate_params
+
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but reading e-notation numbers without a dot (``5e-05``, ``1e9``) as
+    floats, as YAML 1.2 and DVC do: ``dvc exp run -S train.krsl.lr=0.00005`` writes ``lr: 5e-05``,
+    which plain PyYAML (YAML 1.1) would read as text."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -39,7 +51,7 @@ def read_params_file(path: str | Path) -> dict:
     exist, is not UTF-8, is not YAML or is not a mapping is a :class:`ParamsError` naming it."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=ParamsLoader)
     except FileNotFoundError:
         raise ParamsError(str(path), ["<file>: not found (the params file; pass its path, e.g. params.yaml "
                                       "in the repository root)"]) from None

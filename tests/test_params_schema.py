@@ -93,7 +93,6 @@ def _problems(tmp_path, changes: dict, profile: str | None = None) -> str:
     ("data.n_train_per_task", -5, "greater than 0"),
     ("student.max_length", -5, "greater than 0"),
     ("train.sft.lr", -0.1, "greater than 0"),
-    ("train.krsl.lr", "1e-4", "write 1.0e-4"),
     ("train.sft.scheduler", "cosin", "'cosine'"),
     ("runtime.num_processes", True, "valid integer"),
     ("eval.max_new_tokens_direct", 0, "greater than 0"),
@@ -312,3 +311,15 @@ def test_defaults_for_code_and_tests_are_load_params_defaults():
         defaults(report={"tabels": {}})
     with pytest.raises(ValueError, match="not a section"):
         section_defaults("seeds")
+
+
+def test_e_notation_without_a_dot_is_a_number_as_dvc_writes_it(tmp_path):
+    """`dvc exp run -S train.krsl.lr=0.00005` writes `lr: 5e-05`; YAML 1.2 (and DVC) read a number,
+    plain PyYAML text: the params loader reads a number."""
+    from conftest import ROOT
+    from edit.params import load_params
+
+    text = (ROOT / "params.yaml").read_text().replace("lr: 1.0e-4, warmup_ratio: 0.0", "lr: 5e-05, warmup_ratio: 0.0", 1)
+    assert "lr: 5e-05" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml")["train"]["krsl"]["lr"] == 5e-05

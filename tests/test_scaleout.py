@@ -75,6 +75,7 @@ def _params(path: Path) -> Path:
     p["train"]["sft"].update(epochs=2, batch_size=4, logging_steps=1, lr=5e-3, warmup_ratio=0.0, group_by_length=True)
     p["train"]["krsl"].update(epochs=1, batch_size=4, logging_steps=1, lr=1e-3)
     p["method_defs"] = {"edit": [{"loss": "sft", "data": ["D+", "D-+"]}, {"loss": "krsl", "pairs": ["D+dual", "D-dual"]}]}
+    p["methods"], p["grid_methods"], p["grid_student_methods"] = ["edit"], [], ["edit"]  # all defined
     p["profiles"], p["profile"] = {"default": {}}, "default"
     path.write_text(yaml.safe_dump(p, sort_keys=False))
     return path
