@@ -79,6 +79,7 @@ class Runtime(Section):
     data_cache: str | None = "~/.cache/edit/benchmarks"
     accelerate_config: str | None = None
     num_processes: PositiveInt = 1
+    autocast: Literal["bfloat16"] | None = _optional()   # null: float32; bfloat16: torch.autocast (edit.runtime)
 
 
 class Benchmarks(Section):
@@ -124,6 +125,7 @@ class Data(Section):
     seed: int = 20250727
     n_train_per_task: PositiveInt = 240
     n_val_per_task: NonNegativeInt = 60
+    bbh_max_train_per_task: PositiveInt | None = _optional()   # source bbh: at most this many train questions per task
     n_test_per_task: PositiveInt = 60
     ind: dict[str, Knobs] = Field(default_factory=_default_ind)
     ood: dict[str, Knobs] = Field(default_factory=_default_ood)
@@ -393,6 +395,14 @@ class Report(Section):
     tables: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
 
 
+class Throughput(Section):
+    """Measured rates of one student at one precision (bench/smollm2_speed.py)."""
+
+    train_tokens_per_s: PositiveFloat
+    prefill_tokens_per_s: PositiveFloat
+    new_tokens_per_s: PositiveFloat
+
+
 class Plan(Section):
     """Assumptions of the dry run (``python -m edit.plan``)."""
 
@@ -402,6 +412,13 @@ class Plan(Section):
     resample_rate: Share = 0.02
     chars_per_token: PositiveFloat = 4.0
     effective_tflops_per_device: PositiveFloat | None = None
+    # wall-time prediction (edit.plan_time): student name -> precision -> measured rates
+    throughput: dict[str, dict[Literal["float32", "bfloat16"], Throughput]] | None = _optional()
+    generation_fill: number(gt=0, le=1) | None = _optional()   # share of max_new_tokens decoded per item (1.0)
+    eval_prompt_tokens: PositiveFloat | None = _optional()     # mean prompt tokens of an item, zero-shot (200)
+    reuse_from: list[str] | None = _optional()                # methods whose shared steps others copy
+    untuned_seeds: list[int] | None = _optional()             # seeds of the untuned rows (default: seeds)
+    max_stage_hours: PositiveFloat | None = _optional()       # flag stages predicted longer (1.0)
 
 
 class Params(Section):

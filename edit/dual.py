@@ -63,10 +63,12 @@ def make_questions(
     return out
 
 
-def bbh_train_questions(train_items, tasks_wanted: list[str], n_val_per_task: int) -> tuple[list[Question], list[Question]]:
+def bbh_train_questions(train_items, tasks_wanted: list[str], n_val_per_task: int,
+                        max_train_per_task: int | None = None) -> tuple[list[Question], list[Question]]:
     """Training and validation questions from real BBH-train items (the benchmarks stage's BBH
     ``train`` part) of ``tasks_wanted``: per task, the last ``n_val_per_task`` items (in split order)
-    are held out for validation, the rest train. A task without items is an error."""
+    are held out for validation, the rest train (the first ``max_train_per_task`` of them when
+    given: a smaller run for a slow student). A task without items is an error."""
     train: list[Question] = []
     val: list[Question] = []
     for task in tasks_wanted:
@@ -75,7 +77,7 @@ def bbh_train_questions(train_items, tasks_wanted: list[str], n_val_per_task: in
             raise ValueError(f"BBH task {task!r}: {len(qs)} train items, not enough to hold out {n_val_per_task} "
                              "for validation (is the task name right?)")
         cut = len(qs) - n_val_per_task
-        train += qs[:cut]
+        train += qs[:cut] if max_train_per_task is None else qs[:min(cut, int(max_train_per_task))]
         val += qs[cut:]
     return train, val
 
@@ -101,7 +103,8 @@ def question_splits(data: dict, bbh_train_items=None) -> dict[str, list[Question
     if data["source"] == "bbh":
         if bbh_train_items is None:
             raise ValueError("data.source is 'bbh': the BBH-train items of the benchmarks stage are needed")
-        train, val = bbh_train_questions(bbh_train_items, data["bbh_tasks"], data["n_val_per_task"])
+        train, val = bbh_train_questions(bbh_train_items, data["bbh_tasks"], data["n_val_per_task"],
+                                         data.get("bbh_max_train_per_task"))
         return {"train": train, "val": val}
     raise ValueError(f"data.source must be 'embedded' or 'bbh', got {data['source']!r}")
 

@@ -10,7 +10,8 @@ Rules of the stage:
   ``eval.max_new_tokens_direct`` new tokens (never more than ``eval.max_new_tokens``), not a chain
   of thought's budget (:func:`generation_config`);
 * the student's name in the results is the report's primary student (``report.student``, else the
-  profile; :func:`edit.params.primary_student`).
+  profile; :func:`edit.params.primary_student`);
+* generation runs under ``runtime.autocast`` (:func:`edit.runtime.autocast_context`; null: float32).
 
 Outputs under ``<results_dir>/<method>-<seed>/``: ``samples.jsonl`` (one record per question with
 the student, method and seed) and ``accuracy.csv`` (the long accuracy table,
@@ -29,7 +30,7 @@ from edit.io import read_jsonl
 from edit.methods import Method, answers_directly, get_method, inference_prompt, method_exemplars
 from edit.params import load_params, primary_student
 from edit.records import SFT_FIELDS
-from edit.runtime import setup_runtime
+from edit.runtime import autocast_context, autocast_setting, setup_runtime
 from edit.student import load_student
 
 
@@ -73,8 +74,9 @@ def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Pa
     samples, frames = [], []
     for suite, suite_spec in active_suites(eval_params["suites"]).items():
         items = load_suite(suite_spec, data_dir)
-        recs, acc = evaluate_suite(model, tokenizer, items, suite, gen_cfg,
-                                   item_prompt=lambda q: inference_prompt(spec, q, exemplars))
+        with autocast_context(autocast_setting(params), model.device.type):
+            recs, acc = evaluate_suite(model, tokenizer, items, suite, gen_cfg,
+                                       item_prompt=lambda q: inference_prompt(spec, q, exemplars))
         samples += [{"student": student, "method": method, "seed": seed, **r} for r in recs]
         frames.append(acc)
     if not frames:
