@@ -417,7 +417,6 @@ class Plan(Section):
     generation_fill: number(gt=0, le=1) | None = _optional()   # share of max_new_tokens decoded per item (1.0)
     eval_prompt_tokens: PositiveFloat | None = _optional()     # mean prompt tokens of an item, zero-shot (200)
     reuse_from: list[str] | None = _optional()                # methods whose shared steps others copy
-    untuned_seeds: list[int] | None = _optional()             # seeds of the untuned rows (default: seeds)
     max_stage_hours: PositiveFloat | None = _optional()       # flag stages predicted longer (1.0)
 
 
@@ -429,6 +428,7 @@ class Params(Section):
     profile: str = "default"
     seeds: list[int] = Field(default_factory=list)
     methods: list[str] = Field(default_factory=list)
+    untuned_seeds: list[int] | None = _optional()   # seeds of the untuned (prompting-only) methods; default: seeds
     grid_seeds: list[int] = Field(default_factory=list)
     grid_methods: list[str] = Field(default_factory=list)
     grid_students: list[str] = Field(default_factory=list)

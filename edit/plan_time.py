@@ -20,8 +20,8 @@ the profile) to rates per precision, ``float32`` and ``bfloat16`` (the precision
   directly, else ``eval.max_new_tokens`` x ``plan.generation_fill`` (1.0, the default, is the worst
   case: a batch decodes until its longest row stops, so one rambling row makes the whole batch run
   the full budget);
-* untuned methods (no training) are evaluated for ``plan.untuned_seeds`` seeds (default: every
-  seed), trained ones for every seed.
+* untuned methods (no training) are evaluated for the ``untuned_seeds`` (default: every seed),
+  trained ones for every seed.
 
 Stages over ``plan.max_stage_hours`` (default 1) are flagged: a DVC stage should fit a working session.
 """
@@ -89,7 +89,7 @@ def predict_times(params: dict, plan: dict) -> dict | None:
     assume = plan["assumptions"]
     reuse = list(assume.get("reuse_from") or [])
     seeds = list(plan["seeds"])
-    untuned_seeds = list(assume.get("untuned_seeds") or seeds)
+    untuned_seeds = list(params.get("untuned_seeds") or seeds)
     fill = float(assume.get("generation_fill", 1.0))
     ev = params.get("eval") or {}
     items = sum(plan["evaluation"]["suites"].values()) * int(plan["evaluation"]["samples_per_item"])
