@@ -146,8 +146,8 @@ def resolve_model_path(path: str | Path) -> str:
 STUDENT_VARIANT_KEYS = ("hidden_size", "intermediate_size", "num_layers", "num_heads")
 # Top-level keys that only enumerate runs (which methods, seeds, variants): left out of a variant's
 # params file, so that adding a method or a seed does not make every variant train again.
-RUN_LIST_KEYS = ("seeds", "methods", "untuned_seeds", "grid_seeds", "grid_methods", "grid_students",
-                 "grid_student_methods", "student_variants")
+RUN_LIST_KEYS = ("seeds", "methods", "grid_seeds", "grid_methods", "grid_students", "grid_student_methods",
+                 "student_variants")
 
 
 def with_student_variant(params: dict, name: str) -> dict:
@@ -197,7 +197,8 @@ def profile_params_file(params: dict, keep_runs: bool = False) -> dict:
     (``RUN_LIST_KEYS``, so that adding a method or a seed does not make every stage that depends on
     the file run again) unless ``keep_runs`` (the report's file needs them)."""
     profile = params["profile"]
-    body = {k: v for k, v in params.items() if k != "profile" and (keep_runs or k not in RUN_LIST_KEYS)}
+    runs = (*RUN_LIST_KEYS, "untuned_seeds")
+    body = {k: v for k, v in params.items() if k != "profile" and (keep_runs or k not in runs)}
     return {"profile": profile, **body, "profiles": {profile: {}}}
 
 
