@@ -12,7 +12,7 @@ one run.
 3. **Generation**: new tokens/s of batched greedy decoding (static KV cache, as the pipeline's
    ``cache: auto`` on a CPU) of ``--new-tokens`` new tokens for each of those prompts, forced to
    full length (``min_new_tokens``), including the prefill; and how many rows' outputs agree
-   between the precisions.
+   between the precisions. ``--bf16-weights`` also decodes with the weights cast to bfloat16.
 
 The ratios bf16 / fp32 and the figures go to stdout (and ``--json``); the numbers are what
 ``plan.throughput`` in params.yaml holds for ``python -m edit.plan`` to predict wall time.
@@ -22,6 +22,7 @@ The ratios bf16 / fp32 and the figures go to stdout (and ``--json``); the number
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -99,7 +100,7 @@ def prefill_speed(model, prompts: torch.Tensor, repeats: int) -> dict:
 
 
 @torch.no_grad()
-def generation_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int) -> dict:
+def generation_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int, weights_bf16: bool = False) -> dict:
     model.eval()
     out, texts = {}, {}
     for name, dtype in PRECISIONS.items():
@@ -116,6 +117,16 @@ def generation_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int) -
         new = holder["ids"][:, prompts.shape[1]:]
         texts[name] = new.tolist()
         out[name] = {"new_tokens_per_s": new.numel() / t, "s": t, "new_tokens": new.numel()}
+    if weights_bf16:  # the model's weights cast to bfloat16 (no autocast): a third way to decode
+        holder = {}
+        half = copy.deepcopy(model).to(torch.bfloat16)
+        t = timed(lambda: holder.update(ids=half.generate(
+            input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id,
+            cache_implementation="static", disable_compile=True)))
+        new = holder["ids"][:, prompts.shape[1]:]
+        out["bf16_weights"] = {"new_tokens_per_s": new.numel() / t, "s": t, "new_tokens": new.numel(),
+                               "rows_identical_to_fp32": sum(a == b for a, b in zip(texts["fp32"], new.tolist()))}
     out["rows_identical"] = sum(a == b for a, b in zip(texts["fp32"], texts["bf16"]))
     out["rows"] = prompts.shape[0]
     return out
@@ -132,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompt-len", type=int, default=200)
     ap.add_argument("--new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16-weights", action="store_true", help="also decode with the weights cast to bfloat16")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -150,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
               "settings": vars(a)}
     result["train"] = train_speed(model, rows, a.steps, a.warmup)
     result["prefill"] = prefill_speed(model, prompts, repeats=2)
-    result["generation"] = generation_speed(model, tokenizer, prompts, a.new_tokens)
+    result["generation"] = generation_speed(model, tokenizer, prompts, a.new_tokens, a.bf16_weights)
     result["wall_s"] = time.perf_counter() - t0
     tr, pf, ge = result["train"], result["prefill"], result["generation"]
     result["ratios_bf16_over_fp32"] = {
@@ -166,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'ratio':>6} {r['train_tokens_per_s']:>11.2f}x {r['prefill_tokens_per_s']:>13.2f}x "
           f"{r['generation_new_tokens_per_s']:>13.2f}x   (bf16 / fp32)")
     print(f"greedy outputs identical in both precisions: {ge['rows_identical']}/{ge['rows']} rows")
+    if "bf16_weights" in ge:
+        w = ge["bf16_weights"]
+        print(f"weights cast to bf16: {w['new_tokens_per_s']:.1f} new tok/s "
+              f"({w['new_tokens_per_s'] / ge['fp32']['new_tokens_per_s']:.2f}x fp32), "
+              f"{w['rows_identical_to_fp32']}/{ge['rows']} rows identical to fp32")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -79,7 +79,8 @@ class Runtime(Section):
     data_cache: str | None = "~/.cache/edit/benchmarks"
     accelerate_config: str | None = None
     num_processes: PositiveInt = 1
-    autocast: Literal["bfloat16"] | None = _optional()   # null: float32; bfloat16: torch.autocast (edit.runtime)
+    autocast: Literal["bfloat16"] | None = _optional()   # training: null float32; bfloat16 torch.autocast (edit.runtime)
+    eval_autocast: Literal["bfloat16"] | None = _optional()   # evaluation (generation), the same choice
 
 
 class Benchmarks(Section):
@@ -418,6 +419,7 @@ class Plan(Section):
     eval_prompt_tokens: PositiveFloat | None = _optional()     # mean prompt tokens of an item, zero-shot (200)
     reuse_from: list[str] | None = _optional()                # methods whose shared steps others copy
     max_stage_hours: PositiveFloat | None = _optional()       # flag stages predicted longer (1.0)
+    stage_overhead_s: number(ge=0) | None = _optional()       # seconds per stage to start and load the model (0)
 
 
 class Params(Section):

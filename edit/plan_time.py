@@ -2,8 +2,8 @@
 params; the figures of bench/smollm2_speed.py), for :mod:`edit.plan`.
 
 ``plan.throughput`` maps a student name (the report's primary student: ``report.student``, else
-the profile) to rates per precision, ``float32`` and ``bfloat16`` (the precision used is
-``runtime.autocast`` when set, else ``student.dtype``)::
+the profile) to rates per precision, ``float32`` and ``bfloat16`` (training rates at ``runtime.autocast``, evaluation rates at
+``runtime.eval_autocast``, each else ``student.dtype``)::
 
     plan:
       throughput:
@@ -20,6 +20,7 @@ the profile) to rates per precision, ``float32`` and ``bfloat16`` (the precision
   directly, else ``eval.max_new_tokens`` x ``plan.generation_fill`` (1.0, the default, is the worst
   case: a batch decodes until its longest row stops, so one rambling row makes the whole batch run
   the full budget);
+* every stage adds ``plan.stage_overhead_s`` (default 0): starting the notebook, loading the model;
 * untuned methods (no training) are evaluated for the ``untuned_seeds`` (default: every seed),
   trained ones for every seed.
 
@@ -33,9 +34,10 @@ DTYPES = ("float32", "bfloat16")
 RATE_KEYS = ("train_tokens_per_s", "prefill_tokens_per_s", "new_tokens_per_s")
 
 
-def precision(params: dict) -> str:
-    """The precision the run computes in: ``runtime.autocast``, else ``student.dtype`` (float32)."""
-    autocast = (params.get("runtime") or {}).get("autocast")
+def precision(params: dict, key: str = "autocast") -> str:
+    """The precision of training (``key`` autocast) or evaluation (``eval_autocast``):
+    ``runtime.<key>``, else ``student.dtype`` (float32)."""
+    autocast = (params.get("runtime") or {}).get(key)
     return autocast or (params.get("student") or {}).get("dtype", "float32")
 
 
@@ -50,14 +52,13 @@ def rates_for(params: dict) -> dict | None:
     name = student_name(params)
     if name not in table:
         return None
-    dtype = precision(params)
-    if dtype not in table[name]:
-        raise ValueError(f"plan.throughput.{name} has no {dtype} rates (has {sorted(table[name])})")
-    rates = table[name][dtype]
-    missing = [k for k in RATE_KEYS if not rates.get(k)]
-    if missing:
-        raise ValueError(f"plan.throughput.{name}.{dtype} lacks {missing}")
-    return {k: float(rates[k]) for k in RATE_KEYS}
+    out = {}
+    for key, wanted in (("autocast", RATE_KEYS[:1]), ("eval_autocast", RATE_KEYS[1:])):
+        dtype = precision(params, key)
+        if dtype not in table[name]:
+            raise ValueError(f"plan.throughput.{name} has no {dtype} rates (has {sorted(table[name])})")
+        out.update({k: float(table[name][dtype][k]) for k in wanted})
+    return out
 
 
 def reused_steps(params: dict, method: str, reuse_from: list[str]) -> int:
@@ -91,6 +92,7 @@ def predict_times(params: dict, plan: dict) -> dict | None:
     seeds = list(plan["seeds"])
     untuned_seeds = list(params.get("untuned_seeds") or seeds)
     fill = float(assume.get("generation_fill", 1.0))
+    overhead = float(assume.get("stage_overhead_s", 0.0))
     ev = params.get("eval") or {}
     items = sum(plan["evaluation"]["suites"].values()) * int(plan["evaluation"]["samples_per_item"])
     row = float(plan.get("row_tokens") or 0.0)
@@ -102,11 +104,11 @@ def predict_times(params: dict, plan: dict) -> dict | None:
         tokens = sum(r["train_tokens"] for r in plan["training"] if r["method"] == name and r["step"] > skip)
         if method.steps:
             stages.append({"kind": "train", "method": name, "runs": n_seeds, "reused_steps": skip,
-                           "train_tokens": tokens, "seconds": tokens / rates["train_tokens_per_s"]})
+                           "train_tokens": tokens, "seconds": overhead + tokens / rates["train_tokens_per_s"]})
         new = (min(int(ev.get("max_new_tokens_direct", 32)), int(ev.get("max_new_tokens", 400)))
                if answers_directly(method) else int(ev.get("max_new_tokens", 400)) * fill)
         prompt = float(assume.get("eval_prompt_tokens", 200)) + method.shots * row
-        seconds = items * (prompt / rates["prefill_tokens_per_s"] + new / rates["new_tokens_per_s"])
+        seconds = overhead + items * (prompt / rates["prefill_tokens_per_s"] + new / rates["new_tokens_per_s"])
         stages.append({"kind": "evaluate", "method": name, "runs": n_seeds, "items": items,
                        "prompt_tokens": round(prompt), "new_tokens": round(new), "seconds": seconds})
     limit = float(assume.get("max_stage_hours", 1.0))
@@ -115,9 +117,10 @@ def predict_times(params: dict, plan: dict) -> dict | None:
         s["hours"] = s["seconds"] / 3600
         s["over_limit"] = s["hours"] > limit
         kinds[s["kind"]] = kinds.get(s["kind"], 0.0) + s["hours"] * s["runs"]
-    return {"student": student_name(params), "precision": precision(params), "rates": rates,
+    return {"student": student_name(params), "precision": f"training {precision(params)}, evaluation "
+                                                          f"{precision(params, 'eval_autocast')}", "rates": rates,
             "stages": stages, "hours_by_kind": kinds, "total_hours": sum(kinds.values()),
-            "max_stage_hours": limit, "generation_fill": fill, "reuse_from": reuse, "untuned_seeds": untuned_seeds}
+            "max_stage_hours": limit, "generation_fill": fill, "stage_overhead_s": overhead, "reuse_from": reuse, "untuned_seeds": untuned_seeds}
 
 
 def format_times(t: dict | None) -> list[str]:
@@ -127,7 +130,7 @@ def format_times(t: dict | None) -> list[str]:
     r = t["rates"]
     out = ["", f"Predicted wall time ({t['student']}, {t['precision']}: {r['train_tokens_per_s']:g} training tokens/s, "
                f"{r['prefill_tokens_per_s']:g} prefill tokens/s, {r['new_tokens_per_s']:g} new tokens/s; generation "
-               f"fill {t['generation_fill']}; reuse from {t['reuse_from'] or 'none'}; untuned seeds {t['untuned_seeds']}):"]
+               f"fill {t['generation_fill']}; {t['stage_overhead_s']:g} s per stage to start; reuse from {t['reuse_from'] or 'none'}; untuned seeds {t['untuned_seeds']}):"]
     w = max(len(s["method"]) for s in t["stages"])
     for s in t["stages"]:
         detail = (f"{s['train_tokens']:,} tokens, {s['reused_steps']} step(s) reused" if s["kind"] == "train" else

@@ -1,7 +1,8 @@
 """The process's runtime: torch threads and determinism (seeds, deterministic algorithms) from the
 ``runtime`` section of the params; every stage calls :func:`setup_runtime` first. Also the optional
 mixed precision of training and evaluation (``runtime.autocast``: null, the default, keeps float32;
-``bfloat16`` runs the forward passes under :func:`torch.autocast`, see :func:`autocast_context`)."""
+``bfloat16`` runs the training forward passes under :func:`torch.autocast`, see :func:`autocast_context`;
+``runtime.eval_autocast`` does the same for evaluation)."""
 from __future__ import annotations
 
 import contextlib
@@ -29,11 +30,13 @@ def setup_runtime(params: dict, seed: int | None = None) -> None:
 AUTOCAST_DTYPES = ("bfloat16",)
 
 
-def autocast_setting(params: dict) -> str | None:
-    """``runtime.autocast`` of ``params`` (None when absent: float32)."""
-    value = (params.get("runtime") or {}).get("autocast")
+def autocast_setting(params: dict, key: str = "autocast") -> str | None:
+    """``runtime.<key>`` of ``params`` (None when absent: float32): ``autocast`` for training,
+    ``eval_autocast`` for generation and scoring (measured: bfloat16 autocast speeds up LoRA training
+    but slows greedy decoding of SmolLM2 down, bench/smollm2_speed.py)."""
+    value = (params.get("runtime") or {}).get(key)
     if value is not None and value not in AUTOCAST_DTYPES:
-        raise ValueError(f"runtime.autocast must be null or one of {AUTOCAST_DTYPES}, got {value!r}")
+        raise ValueError(f"runtime.{key} must be null or one of {AUTOCAST_DTYPES}, got {value!r}")
     return value
 
 

@@ -11,7 +11,7 @@ Rules of the stage:
   of thought's budget (:func:`generation_config`);
 * the student's name in the results is the report's primary student (``report.student``, else the
   profile; :func:`edit.params.primary_student`);
-* generation runs under ``runtime.autocast`` (:func:`edit.runtime.autocast_context`; null: float32).
+* generation runs under ``runtime.eval_autocast`` (:func:`edit.runtime.autocast_context`; null: float32).
 
 Outputs under ``<results_dir>/<method>-<seed>/``: ``samples.jsonl`` (one record per question with
 the student, method and seed) and ``accuracy.csv`` (the long accuracy table,
@@ -74,7 +74,7 @@ def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Pa
     samples, frames = [], []
     for suite, suite_spec in active_suites(eval_params["suites"]).items():
         items = load_suite(suite_spec, data_dir)
-        with autocast_context(autocast_setting(params), model.device.type):
+        with autocast_context(autocast_setting(params, "eval_autocast"), model.device.type):
             recs, acc = evaluate_suite(model, tokenizer, items, suite, gen_cfg,
                                        item_prompt=lambda q: inference_prompt(spec, q, exemplars))
         samples += [{"student": student, "method": method, "seed": seed, **r} for r in recs]

@@ -60,7 +60,7 @@ def run(params: str | Path | Mapping, seed: int, method: str = "edit", data_dir=
     for label, k in (("step1", 1), ("krsl", spec.final_step)):
         model, _ = load_student(Path(models_dir) / f"{method}-{seed}" / f"step{k}", base=params["student"])
         recs = pair_margins(model, tokenizer, marked, by_id, int(params["student"]["max_length"]), spec.format,
-                            autocast_setting(params))
+                            autocast_setting(params, "eval_autocast"))
         write_jsonl(run_dir / f"pairs_{label}.jsonl", recs)
         tables[label] = margins_by_task(recs)
     both = tables["step1"].merge(tables["krsl"], on="task", suffixes=("_step1", "_krsl"))
