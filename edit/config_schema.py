@@ -83,6 +83,8 @@ class Runtime(Section):
     data_cache: str | None = "~/.cache/edit/benchmarks"
     accelerate_config: str | None = None
     num_processes: PositiveInt = 1
+    autocast: Literal["bfloat16"] | None = _optional()   # training: null float32; bfloat16 torch.autocast (edit.runtime)
+    eval_autocast: Literal["bfloat16"] | None = _optional()   # evaluation (generation), the same choice
 
 
 class Benchmarks(Section):
@@ -401,6 +403,14 @@ class Report(Section):
     tables: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
 
 
+class Throughput(Section):
+    """Measured rates of one student at one precision (bench/smollm2_speed.py)."""
+
+    train_tokens_per_s: PositiveFloat
+    prefill_tokens_per_s: PositiveFloat
+    new_tokens_per_s: PositiveFloat
+
+
 class Plan(Section):
     """Assumptions of the dry run (``python -m edit.plan``)."""
 
@@ -410,6 +420,13 @@ class Plan(Section):
     resample_rate: Share = 0.02
     chars_per_token: PositiveFloat = 4.0
     effective_tflops_per_device: PositiveFloat | None = None
+    # wall-time prediction (edit.plan_time): student name -> precision -> measured rates
+    throughput: dict[str, dict[Literal["float32", "bfloat16"], Throughput]] | None = _optional()
+    generation_fill: number(gt=0, le=1) | None = _optional()   # share of max_new_tokens decoded per item (1.0)
+    eval_prompt_tokens: PositiveFloat | None = _optional()     # mean prompt tokens of an item, zero-shot (200)
+    reuse_from: list[str] | None = _optional()                # methods whose shared steps others copy
+    max_stage_hours: PositiveFloat | None = _optional()       # flag stages predicted longer (1.0)
+    stage_overhead_s: number(ge=0) | None = _optional()       # seconds per stage to start and load the model (0)
 
 
 class Params(Section):
@@ -420,6 +437,7 @@ class Params(Section):
     profile: str = "default"
     seeds: list[int] = Field(default_factory=list)
     methods: list[str] = Field(default_factory=list)
+    untuned_seeds: list[int] | None = _optional()   # seeds of the untuned (prompting-only) methods; default: seeds
     grid_seeds: list[int] = Field(default_factory=list)
     grid_methods: list[str] = Field(default_factory=list)
     grid_students: list[str] = Field(default_factory=list)

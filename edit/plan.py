@@ -37,6 +37,8 @@ profile's overlay); everything is counted with the pipeline's own code, so the p
   benchmark spec ``{benchmark, part, tasks, max_per_task}`` selected by
   :func:`edit.benchmarks.suites.select_suite`, as :func:`edit.evaluate.load_suite` does; ``null``
   switches a suite off).
+* **wall time** (:mod:`edit.plan_time`): per train / evaluate stage and in total, from the measured
+  rates of ``plan.throughput`` when it lists this run's student.
 * **student**: kind, path, size (``student.n_params``, else derived from a local ``config.json`` or
   GGUF header, else unknown; :func:`edit.plan_costs.llama_param_count`), LoRA trainable parameters; **accelerate**: the config file
   ``runtime.accelerate_config`` checked with accelerate's own loader.
@@ -57,6 +59,7 @@ from edit.io import read_jsonl
 from edit.llm.prompts import PromptBuilder
 from edit.params import load_params
 from edit.plan_costs import accelerate_plan, row_tokens, student_plan, teacher_plan, training_plan
+from edit.plan_time import format_times, predict_times
 
 #: the EDIT paper's dual-pair counts (D+dual from correct CoTs, D-dual from wrong ones)
 PAPER_D_PLUS_DUAL, PAPER_D_MINUS_DUAL = 3805, 1402
@@ -281,7 +284,7 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
     if plan["effective_tflops_per_device"] and total_flops:
         device_hours = total_flops / (float(plan["effective_tflops_per_device"]) * 1e12) / 3600
     n_runs = sum(n_seeds.values())
-    return {
+    out = {
         "profile": params["profile"],
         "bbh_split": bbh_split_summary(bench),
         "questions": {**qsum, "per_task": per_task},
@@ -304,6 +307,8 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
         "evaluation": evaluation_plan(params, bench, splits, data_dir, n_runs),
         "assumptions": plan,
     }
+    out["time"] = predict_times(params, out)  # None without plan.throughput for this student (edit.plan_time)
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,6 +396,7 @@ def format_plan(p: dict) -> str:
         out.append(f"WARNING: {w}")
     out.append(f"{e['generations_per_run']:,} generations per run ({e['samples_per_item']} per item), "
                f"{e['generations_total']:,} in all (max_new_tokens {e['max_new_tokens']})")
+    out += format_times(p.get("time"))
     return "\n".join(out)
 
 

@@ -28,10 +28,12 @@ def graph() -> PackageGraph:
 
 @pytest.fixture()
 def planted(tmp_path) -> Path:
-    """A copy of the package, the notebooks and the pipeline files, to plant violations in."""
+    """A copy of the package, the notebooks, params.yaml (pretrained/dvc.yaml's run lists) and the
+    pipeline files, to plant violations in."""
     for d in ("edit", "notebooks", "grid"):
         shutil.copytree(ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__", "results", "students"))
-    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    for f in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / f, tmp_path / f)
     return tmp_path
 
 

@@ -13,6 +13,7 @@ Rules of the stage:
   profile; :func:`edit.params.primary_student`);
 * a model folder that was never trained (this method and seed) or missing CoT records are errors
   naming the folder or file and the stage to run first (:func:`edit.io.require`).
+* generation runs under ``runtime.eval_autocast`` (:func:`edit.runtime.autocast_context`; null: float32).
 
 Outputs under ``<results_dir>/<method>-<seed>/``: ``samples.jsonl`` (one record per question with
 the student, method and seed) and ``accuracy.csv`` (the long accuracy table,
@@ -31,7 +32,7 @@ from edit.io import require
 from edit.methods import Method, answers_directly, get_method, inference_prompt, method_exemplars
 from edit.params import load_params, primary_student
 from edit.records import SFT_SOURCES, read_cots
-from edit.runtime import setup_runtime
+from edit.runtime import autocast_context, autocast_setting, setup_runtime
 from edit.student import load_student
 from edit.tracking import write_run_metrics
 
@@ -79,8 +80,9 @@ def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Pa
     samples, frames = [], []
     for suite, suite_spec in active_suites(eval_params["suites"]).items():
         items = load_suite(suite_spec, data_dir)
-        recs, acc = evaluate_suite(model, tokenizer, items, suite, gen_cfg,
-                                   item_prompt=lambda q: inference_prompt(spec, q, exemplars))
+        with autocast_context(autocast_setting(params, "eval_autocast"), model.device.type):
+            recs, acc = evaluate_suite(model, tokenizer, items, suite, gen_cfg,
+                                       item_prompt=lambda q: inference_prompt(spec, q, exemplars))
         samples += [{"student": student, "method": method, "seed": seed, **r} for r in recs]
         frames.append(acc)
     if not frames:

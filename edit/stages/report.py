@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from edit.io import require
+from edit.methods import get_method
 from edit.report.make import make_report
 from edit.report.runs import SUMMARY_TASKS, load_accuracy, with_grid_students
 from edit.tracking import write_report_tracking
@@ -20,8 +21,11 @@ def report_runs(params: dict, results_dir="results", include_grid: bool = False,
     """The run folders of the report, as paths: ``results_dir/<method>-<seed>`` for the default
     ``methods`` x ``seeds``, then, with ``include_grid``, ``grid_results_dir/<method>-<seed>`` for
     ``grid_methods`` x ``grid_seeds``. Nothing else is read (a folder left over from another
-    configuration stays out)."""
-    runs = [f"{results_dir}/{m}-{s}" for m in params["methods"] for s in params["seeds"]]
+    configuration stays out). An untuned method (no training steps) has the runs of
+    ``untuned_seeds`` when the params set them (a profile evaluating prompting-only rows once)."""
+    untuned = params.get("untuned_seeds")
+    runs = [f"{results_dir}/{m}-{s}" for m in params["methods"]
+            for s in (untuned if untuned is not None and not get_method(params, m).steps else params["seeds"])]
     if include_grid:
         runs += [f"{grid_results_dir}/{m}-{s}" for m in params["grid_methods"] for s in params["grid_seeds"]]
     return runs

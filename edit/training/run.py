@@ -21,6 +21,7 @@ from edit.methods import (as_method, get_method, method_exemplars, step_pairs, s
                           with_step_hp)
 from edit.params import deep_merge
 from edit.records import SFT_SOURCES, WRONG_SOURCES, Question, read_cots, read_pairs
+from edit.runtime import autocast_context, autocast_setting
 from edit.student import build_student, load_student, load_tokenizer, save_student
 from edit.training.checkpoints import CHECKPOINT_KEYS, barrier, checkpoint_hp, checkpoint_settings, rank
 from edit.training.rows import dpo_dataset, krsl_dataset, sft_dataset
@@ -114,9 +115,12 @@ def run_method(steps, params: dict, tokenizer, sft_records: list[dict], pairs: l
             subset = val_subset(val_questions, int(hp.get("val_max_items", 60)), seed)
             n_new = int(hp.get("val_max_new_tokens") or params.get("eval", {}).get("max_new_tokens", 400))
             exemplars = method_exemplars(method, sft_records, seed)
-            selector = SelectCheckpoint(lambda m: val_accuracy(m, tokenizer, method, subset, n_new,
-                                                               int(params.get("eval", {}).get("batch_size", 32)),
-                                                               exemplars))
+            def evaluate(m, subset=subset, n_new=n_new, exemplars=exemplars, autocast=hp.get("autocast")):
+                with autocast_context(autocast, m.device.type):
+                    return val_accuracy(m, tokenizer, method, subset, n_new,
+                                        int(params.get("eval", {}).get("batch_size", 32)), exemplars)
+
+            selector = SelectCheckpoint(evaluate)
             callbacks.append(selector)
         if loss == "sft":
             recs, info = step_records(step, sft_records, pairs, seed)
@@ -168,9 +172,12 @@ def train_one(params: dict, method: str, seed: int, data_dir: str | Path = "data
     run_ck = Path(checkpoints_dir) if checkpoints_dir else Path(ck["dir"]) / run
 
     params = json.loads(json.dumps(params))  # a private copy
+    autocast = autocast_setting(params)
     for section in params["train"].values():
         if isinstance(section, dict) and "lr" in section:
             section["progress"] = bool(progress) and rank() == 0
+            if autocast is not None:  # runtime.autocast reaches the trainers as an hp (absent: float32)
+                section["autocast"] = autocast
     extra = checkpoint_hp(params, run_ck)
     spec = get_method(params, method)
     spec = with_step_hp(spec, extra) if extra else spec

@@ -6,6 +6,8 @@ Sequences are ``prompt ids + response ids + EOS`` (:mod:`edit.training.rows`); b
 to their longest sequence, never to a fixed length (:mod:`edit.training.batching`); with the hp
 ``group_by_length`` the rows of a batch have similar lengths. DPO (TRL) ignores
 ``group_by_length``. ``batch_size`` is always the GLOBAL batch (:mod:`edit.training.checkpoints`).
+With the hp ``autocast`` (``runtime.autocast``, set by :mod:`edit.training.run`), SFT and KRSL
+compute the forward pass and the loss under :func:`edit.runtime.autocast_context` (absent: float32).
 """
 from __future__ import annotations
 
@@ -18,15 +20,31 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from edit.losses import krsl_loss, krsl_loss_at, weighted_positions
+from edit.runtime import autocast_context
 from edit.training.batching import GroupByLengthMixin, PadToLongest
 from edit.training.checkpoints import per_device_batch, prepare_checkpoints, rank, run_fingerprint, world_size
 
 
-class SFTTrainer(GroupByLengthMixin, Trainer):
-    """The Trainer with the optional length-grouped order (:class:`GroupByLengthMixin`)."""
+class AutocastMixin:
+    """Trainer mixin: the forward pass and the loss (the Trainer's compute-loss context) run under
+    :func:`edit.runtime.autocast_context` of ``autocast`` (None: float32, the Trainer unchanged)."""
+
+    def __init__(self, *args, autocast: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.autocast = autocast
+
+    def autocast_smart_context_manager(self, cache_enabled: bool | None = True):
+        if self.autocast is None:
+            return super().autocast_smart_context_manager(cache_enabled)
+        return autocast_context(self.autocast, self.args.device.type)
 
 
-class KRSLTrainer(GroupByLengthMixin, Trainer):
+class SFTTrainer(AutocastMixin, GroupByLengthMixin, Trainer):
+    """The Trainer with the optional length-grouped order (:class:`GroupByLengthMixin`) and
+    autocast (:class:`AutocastMixin`)."""
+
+
+class KRSLTrainer(AutocastMixin, GroupByLengthMixin, Trainer):
     """Trainer whose loss is KRSL over batches that carry per-token ``weights``."""
 
     def __init__(self, *args, nll_cap: float | None = None, **kwargs):
@@ -100,7 +118,8 @@ def finish_history(history: list[dict]) -> list[dict]:
 def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, callbacks=None) -> list[dict]:
     """Train ``model`` in place on ``rows`` with ``loss`` ("sft" or "krsl") and hyper-parameters
     ``hp`` (epochs, batch_size, lr, warmup_ratio, weight_decay, scheduler, max_grad_norm, logging_steps,
-    and nll_cap for KRSL); return the Trainer's log history. ``batch_size`` counts pairs for KRSL.
+    and nll_cap for KRSL; ``autocast``: absent/None or "bfloat16", see :class:`AutocastMixin`); return
+    the Trainer's log history. ``batch_size`` counts pairs for KRSL.
     ``callbacks``: extra TrainerCallbacks (e.g. :class:`edit.training.selection.SelectCheckpoint`).
 
     ``batch_size`` is the GLOBAL batch: under ``accelerate launch`` with N processes each takes
@@ -163,7 +182,8 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, ca
     )
     common = dict(model=model, args=args, train_dataset=rows, data_collator=PadToLongest(tokenizer.pad_token_id),
                   callbacks=list(callbacks or []) + [LogLastStep()],
-                  group_by_length=bool(hp.get("group_by_length", False)), global_batch=int(hp["batch_size"]))
+                  group_by_length=bool(hp.get("group_by_length", False)), global_batch=int(hp["batch_size"]),
+                  autocast=hp.get("autocast"))
     if loss == "sft":
         trainer = SFTTrainer(**common)
     elif loss == "krsl":
