@@ -3,6 +3,7 @@ same seed writes the same bytes) and really applied (it changes the result again
 import pytest
 import torch
 
+from edit.config_schema import section_defaults
 from edit.generation import generate
 from edit.keysteps import mark_pairs
 from edit.runtime import autocast_context, autocast_setting
@@ -55,8 +56,8 @@ def test_bfloat16_training_is_deterministic_and_differs_from_float32(tok, tmp_pa
 
 
 def test_bfloat16_generation_is_deterministic(tok):  # noqa: F811
-    student = {"kind": "tiny_llama", "hidden_size": 16, "intermediate_size": 32, "num_layers": 1, "num_heads": 2,
-               "max_length": 256}
+    student = section_defaults("student", kind="tiny_llama", hidden_size=16, intermediate_size=32, num_layers=1,
+                               num_heads=2, max_length=256)
     model = build_student(student, tok, seed=1)
     prompts = [q + " " for q in QUESTIONS]
     outs = []
