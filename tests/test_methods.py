@@ -92,8 +92,8 @@ def _params():
     p["student"] = dict(STUDENT)
     p["train"]["sft"].update(epochs=1, batch_size=16, progress=False, logging_steps=1)
     p["train"]["krsl"].update(epochs=1, batch_size=8, progress=False, lr=1e-2, logging_steps=1)
-    p["train"]["dpo"] = {"epochs": 1, "batch_size": 8, "lr": 1e-2, "beta": 0.1, "warmup_ratio": 0.0,
-                         "scheduler": "constant", "logging_steps": 1, "progress": False}
+    p["train"]["dpo"].update(epochs=1, batch_size=8, lr=1e-2, beta=0.1, warmup_ratio=0.0, scheduler="constant",
+                             logging_steps=1, progress=False)
     p["eval"] = dict(p.get("eval", {}), max_new_tokens=6, batch_size=8)
     return p
 
@@ -336,8 +336,8 @@ def test_one_krsl_step_raises_chosen_over_rejected(data, tok, marked):
     p = pairs[0]
     before = _margin(model, tok, student_prompt(p["question"]), p["chosen"], p["rejected"])
     rows, _ = krsl_dataset(marked[:1], {(p["id"], p["pair_type"]): p}, tok, 512, 1.0, 0.5)
-    train(model, tok, rows, "krsl", {"epochs": 1, "batch_size": 1, "lr": 1e-2, "scheduler": "constant",
-                                      "logging_steps": 1, "progress": False}, seed=0)
+    train(model, tok, rows, "krsl", {**section_defaults("train")["krsl"], "epochs": 1, "batch_size": 1, "lr": 1e-2,
+                                      "scheduler": "constant", "logging_steps": 1, "progress": False}, seed=0)
     assert _margin(model, tok, student_prompt(p["question"]), p["chosen"], p["rejected"]) > before + 1e-3
 
 
@@ -346,8 +346,8 @@ def test_dpo_uses_our_tokenization_and_one_step_raises_chosen_over_rejected(data
     model = build_student(STUDENT, tok, seed=1)
     rows, info = dpo_dataset(pairs, tok, 512)
     assert info == {"rows": len(pairs), "skipped": {}}
-    hp = {"epochs": 1, "batch_size": 1, "lr": 1e-2, "beta": 0.1, "scheduler": "constant", "logging_steps": 1,
-          "progress": False}
+    hp = {**section_defaults("train")["dpo"], "epochs": 1, "batch_size": 1, "lr": 1e-2, "beta": 0.1,
+          "scheduler": "constant", "logging_steps": 1, "progress": False}
     trainer = make_dpo_trainer(model, tok, rows[:1], hp, seed=0)
     ex = trainer.train_dataset[0]
     p = pairs[0]

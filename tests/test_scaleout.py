@@ -215,8 +215,8 @@ def test_finish_history_recomputes_the_mean_loss_over_all_steps():
 def test_save_steps_must_be_a_multiple_of_logging_steps(tmp_path):
     tok = train_tokenizer(["a b c"], 270)
     rows = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}] * 4
-    hp = {"epochs": 1, "batch_size": 2, "lr": 1e-3, "logging_steps": 2, "save_steps": 3,
-          "checkpoint_dir": str(tmp_path), "progress": False}
+    hp = {**section_defaults("train")["sft"], "epochs": 1, "batch_size": 2, "lr": 1e-3, "logging_steps": 2,
+          "save_steps": 3, "save_total_limit": 2, "resume": True, "checkpoint_dir": str(tmp_path), "progress": False}
     with pytest.raises(ValueError, match="save_steps=3 must be a multiple of logging_steps=2"):
         train(None, tok, rows, "sft", hp, 0)
 

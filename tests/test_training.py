@@ -167,7 +167,8 @@ def test_smollm2_profile_student_trains_with_lora_offline(tmp_path):
     assert trainable == 30 * 64 * ((576 + 576) + (576 + 192))  # 30 layers x r 64 x (q: 576->576, v: 576->192)
     sft, _ = _records()
     rows, _ = sft_dataset(sft, tok, 256)
-    hp = {"epochs": 1, "batch_size": 3, "lr": 1e-3, "logging_steps": 1, "progress": False}
+    hp = {**section_defaults("train")["sft"], "epochs": 1, "batch_size": 3, "lr": 1e-3, "logging_steps": 1,
+          "progress": False}
     history = train(model, tok, rows, "sft", hp, seed=0)
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in history if "loss" in h)
     save_student(model, tok, tmp_path / "s", seed=0)
@@ -284,8 +285,8 @@ def test_group_by_length_is_what_the_trainer_feeds_each_epoch(tok, monkeypatch):
         pairs.append({"chosen": c, "rejected": r})
     for loss, data, batch in (("sft", rows, 4), ("krsl", pairs, 2)):
         seen.clear()
-        hp = {"epochs": 2, "batch_size": batch, "lr": 1e-2, "logging_steps": 1, "progress": False,
-              "group_by_length": True}
+        hp = {**section_defaults("train")[loss], "epochs": 2, "batch_size": batch, "lr": 1e-2, "logging_steps": 1,
+              "progress": False, "group_by_length": True}
         model = build_student(STUDENT, tok, seed=0)
         history = train(model, tok, data, loss, hp, seed=7)
         losses = [h["loss"] for h in history if "loss" in h]

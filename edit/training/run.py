@@ -35,10 +35,7 @@ KEYSTEPS_STAGE = "the keysteps stage (dvc repro keysteps)"
 
 def step_hp(params: dict, loss: str, step: dict, method: str = "<method>") -> dict:
     """``params['train'][loss]`` with the step's ``hp`` overrides merged in."""
-    base = (params.get("train") or {}).get(loss)
-    if base is None:
-        raise ValueError(f"method {method!r}: params.yaml has no train.{loss} section for its {loss} step")
-    return deep_merge(base, step.get("hp") or {})
+    return deep_merge(params["train"][loss], step.get("hp") or {})
 
 
 def shared_prefix(method, other, params: dict) -> int:
@@ -109,16 +106,16 @@ def run_method(steps, params: dict, tokenizer, sft_records: list[dict], pairs: l
             continue
         loss = step["loss"]
         callbacks, selector = [], None
-        if hp.get("select", "last") == "best_val_accuracy":
+        if hp["select"] == "best_val_accuracy":
             if not val_questions:
                 raise ValueError(f"method {method.name!r} step {k}: select best_val_accuracy needs val_questions")
-            subset = val_subset(val_questions, int(hp.get("val_max_items", 60)), seed)
-            n_new = int(hp.get("val_max_new_tokens") or params.get("eval", {}).get("max_new_tokens", 400))
+            subset = val_subset(val_questions, int(hp["val_max_items"]), seed)
+            n_new = int(hp.get("val_max_new_tokens") or params["eval"]["max_new_tokens"])  # optional key
             exemplars = method_exemplars(method, sft_records, seed)
             def evaluate(m, subset=subset, n_new=n_new, exemplars=exemplars, autocast=hp.get("autocast")):
                 with autocast_context(autocast, m.device.type):
                     return val_accuracy(m, tokenizer, method, subset, n_new,
-                                        int(params.get("eval", {}).get("batch_size", 32)), exemplars)
+                                        int(params["eval"]["batch_size"]), exemplars)
 
             selector = SelectCheckpoint(evaluate)
             callbacks.append(selector)
@@ -191,7 +188,7 @@ def train_one(params: dict, method: str, seed: int, data_dir: str | Path = "data
     pairs_path = require(data / "cots" / "pairs.jsonl", DATA_STAGE)
     pairs = read_pairs(pairs_path)
     marked = read_keysteps(require(data / "keysteps" / "pairs.jsonl", KEYSTEPS_STAGE), pairs, pairs_path)
-    needs_val = any((s.get("hp") or {}).get("select", params["train"].get(s["loss"], {}).get("select", "last")) != "last"
+    needs_val = any(step_hp(params, s["loss"], s)["select"] != "last"
                     for s in spec.steps)
     val = ([Question(**r) for r in read_jsonl(require(data / "questions" / "val.jsonl", DATA_STAGE),
                                               required=("id", "task", "input", "target"))]

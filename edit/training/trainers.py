@@ -24,6 +24,9 @@ from edit.runtime import autocast_context
 from edit.training.batching import GroupByLengthMixin, PadToLongest
 from edit.training.checkpoints import per_device_batch, prepare_checkpoints, rank, run_fingerprint, world_size
 
+#: gradient clipping: transformers' default, the same for every step (not a setting of params.yaml)
+MAX_GRAD_NORM = 1.0
+
 
 class AutocastMixin:
     """Trainer mixin: the forward pass and the loss (the Trainer's compute-loss context) run under
@@ -144,7 +147,7 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, ca
     n_proc = world_size()
     device_batch = per_device_batch(hp["batch_size"], n_proc, what=f"train.{loss}.batch_size")
     steps_per_epoch = math.ceil(len(rows) / int(hp["batch_size"]))
-    logging_steps = int(hp.get("logging_steps", 10))
+    logging_steps = int(hp["logging_steps"])
     save_steps = int(hp.get("save_steps") or 0)
     output_dir, start = tempfile.mkdtemp(prefix="edit-trainer-"), None  # nothing is saved there
     if save_steps > 0:
@@ -155,7 +158,7 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, ca
             raise ValueError(f"train.{loss}: save_steps={save_steps} must be a multiple of logging_steps="
                              f"{logging_steps}, or a resumed run would log differently from an uninterrupted one")
         fingerprint = run_fingerprint(model, rows, loss, hp, seed)  # before the Trainer moves the model
-        folder, start = prepare_checkpoints(hp["checkpoint_dir"], fingerprint, loss, bool(hp.get("resume", False)),
+        folder, start = prepare_checkpoints(hp["checkpoint_dir"], fingerprint, loss, bool(hp["resume"]),
                                             n_proc, is_main=rank() == 0)
         output_dir = str(folder)
     args = TrainingArguments(
@@ -163,14 +166,14 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, ca
         num_train_epochs=float(hp["epochs"]),
         per_device_train_batch_size=device_batch,
         learning_rate=float(hp["lr"]),
-        warmup_steps=int(float(hp.get("warmup_ratio", 0.0)) * steps_per_epoch * float(hp["epochs"])),
-        weight_decay=float(hp.get("weight_decay", 0.0)),
-        lr_scheduler_type=hp.get("scheduler", "linear"),
-        max_grad_norm=float(hp.get("max_grad_norm", 1.0)),
+        warmup_steps=int(float(hp["warmup_ratio"]) * steps_per_epoch * float(hp["epochs"])),
+        weight_decay=float(hp["weight_decay"]),
+        lr_scheduler_type=hp["scheduler"],
+        max_grad_norm=MAX_GRAD_NORM,
         logging_steps=logging_steps,
         save_strategy="steps" if save_steps > 0 else "no",
         save_steps=save_steps if save_steps > 0 else 500,
-        save_total_limit=int(hp.get("save_total_limit") or 2),
+        save_total_limit=int(hp["save_total_limit"]) if save_steps > 0 else None,
         report_to="none",
         seed=seed,
         data_seed=seed,
@@ -182,12 +185,12 @@ def train(model, tokenizer, rows: list[dict], loss: str, hp: dict, seed: int, ca
     )
     common = dict(model=model, args=args, train_dataset=rows, data_collator=PadToLongest(tokenizer.pad_token_id),
                   callbacks=list(callbacks or []) + [LogLastStep()],
-                  group_by_length=bool(hp.get("group_by_length", False)), global_batch=int(hp["batch_size"]),
+                  group_by_length=bool(hp["group_by_length"]), global_batch=int(hp["batch_size"]),
                   autocast=hp.get("autocast"))
     if loss == "sft":
         trainer = SFTTrainer(**common)
     elif loss == "krsl":
-        trainer = KRSLTrainer(**common, nll_cap=hp.get("nll_cap"))
+        trainer = KRSLTrainer(**common, nll_cap=hp["nll_cap"])
     else:
         raise ValueError(f"unknown loss {loss!r}: expected 'sft' or 'krsl'")
     trainer.train(resume_from_checkpoint=str(start) if start else None)
@@ -212,11 +215,11 @@ def make_dpo_trainer(model, tokenizer, rows: list[dict], hp: dict, seed: int, ca
         num_train_epochs=float(hp["epochs"]),
         per_device_train_batch_size=per_device_batch(int(hp["batch_size"]), what="train.dpo.batch_size"),
         learning_rate=float(hp["lr"]),
-        warmup_steps=int(float(hp.get("warmup_ratio", 0.0)) * steps_per_epoch * float(hp["epochs"])),
-        weight_decay=float(hp.get("weight_decay", 0.0)),
-        lr_scheduler_type=hp.get("scheduler", "linear"),
-        max_grad_norm=float(hp.get("max_grad_norm", 1.0)),
-        logging_steps=int(hp.get("logging_steps", 10)),
+        warmup_steps=int(float(hp["warmup_ratio"]) * steps_per_epoch * float(hp["epochs"])),
+        weight_decay=float(hp["weight_decay"]),
+        lr_scheduler_type=hp["scheduler"],
+        max_grad_norm=MAX_GRAD_NORM,
+        logging_steps=int(hp["logging_steps"]),
         save_strategy="no",
         report_to="none",
         seed=seed,
