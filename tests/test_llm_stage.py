@@ -45,6 +45,7 @@ def test_data_stage_with_an_openai_compatible_teacher(tmp_path, mirror):
     with ScriptedChatServer(faults=[{"random": {"p": 0.2, "kinds": ["429", "500", "malformed"], "seed": 1}}],
                             retry_after_s=0.01) as server:
         params["data"].update(source="bbh", bbh_tasks=[TASK], n_val_per_task=5)
+        params["eval"]["suites"].update(IND=None, OOD=None)  # no embedded test splits with source bbh
         params["teacher"].update(
             backend="openai",
             cache={"path": str(tmp_path / "cache" / "calls.jsonl")},
