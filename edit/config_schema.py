@@ -246,6 +246,7 @@ class Student(Section):
     lora: Lora = Field(default_factory=Lora)
     path: str | None = None                 # pretrained: hub id, folder or pkg://<package>
     gguf_file: str | None = None
+    gguf_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # checked before gguf_file is read
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     n_params: PositiveFloat | None = None   # for the dry run's estimates only (edit.plan)
     arch: Arch | None = None                # for the dry run's LoRA estimate only
@@ -254,6 +255,8 @@ class Student(Section):
     def _kind_settings(self):
         if self.kind == "pretrained" and not self.path:
             raise ValueError("path: required for kind pretrained (hub id, folder or pkg://<package>)")
+        if self.gguf_sha256 and not self.gguf_file:
+            raise ValueError("gguf_sha256: set without gguf_file (the hash pins that file)")
         if self.kind == "tiny_llama" and self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size: {self.hidden_size} is not a multiple of num_heads "
                              f"{self.num_heads}")

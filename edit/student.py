@@ -57,13 +57,37 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 hex digest of the file at ``path`` (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_gguf(student: dict) -> None:
+    """Raise ValueError when the student's ``gguf_file`` does not have the pinned ``gguf_sha256``
+    (nothing to check without a pin or without a GGUF file)."""
+    if not (student["gguf_file"] and student["gguf_sha256"]):
+        return
+    path = Path(resolve_model_path(student["path"])) / student["gguf_file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"student.gguf_file: {path} does not exist")
+    actual = file_sha256(path)
+    if actual != student["gguf_sha256"]:
+        raise ValueError(f"student.gguf_file: {path} has sha256 {actual}, but student.gguf_sha256 pins "
+                         f"{student['gguf_sha256']}: a different or damaged file (reinstall the package that "
+                         f"ships it, or update the pin if the change is intended)")
+
+
 def build_student(student: dict, tokenizer, seed: int = 0):
     """Build the student model from the ``student`` params section.
 
     ``kind: tiny_llama`` builds a Llama from ``hidden_size``, ``num_layers``, ``num_heads``,
     ``intermediate_size`` and ``max_length`` with weights drawn from ``seed``;
     ``kind: pretrained`` loads ``path`` (hub id, folder or ``pkg://<package>``; ``gguf_file`` for a
-    GGUF checkpoint, de-quantised to ``dtype`` on loading and then trained like any float model).
+    GGUF checkpoint, checked against ``gguf_sha256`` when pinned, de-quantised to ``dtype`` on loading and then trained like any float model).
     ``lora.enabled`` wraps the model in LoRA adapters (r, lora_alpha, lora_dropout, target_modules).
     """
     kind = student["kind"]
@@ -84,6 +108,7 @@ def build_student(student: dict, tokenizer, seed: int = 0):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
     elif kind == "pretrained":
+        check_gguf(student)
         kwargs = {"gguf_file": student["gguf_file"]} if student["gguf_file"] else {}
         dtype = getattr(torch, student["dtype"])
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(student["path"]), dtype=dtype, **kwargs)
@@ -149,4 +174,5 @@ def make_tokenizer(student: dict, corpus: Iterable[str]):
     pretrained model's own."""
     if student["kind"] == "tiny_llama":
         return train_tokenizer(corpus, int(student["vocab_size"]))
+    check_gguf(student)
     return load_tokenizer(student["path"], student["gguf_file"])

