@@ -1,46 +1,13 @@
 """The whole pipeline through papermill and DVC, on the smoke profile, in a copy of the checkout."""
 import csv
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import run_cmd as _run
 
 pytestmark = pytest.mark.slow
-
-
-def _run(cmd, cwd, env):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    return proc.stdout
-
-
-@pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory, mirror):
-    work = tmp_path_factory.mktemp("pipeline") / "repo"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        src = ROOT / f
-        outputs = f.startswith(("reports/", "results/", "dvc.lock", "grid/results/", "grid/dvc.lock")) or (
-            f.startswith("grid/students/") and f.count("/") > 2)  # the student sizes' runs, not the README
-        if src.is_file() and not outputs:
-            (work / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, work / f)
-    params = yaml.safe_load((work / "params.yaml").read_text())
-    params["profile"] = "smoke"
-    params["runtime"]["data_mirror"] = str(mirror)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    _run(["git", "init", "-q"], work, env)
-    out = _run(["dvc", "repro"], work, env)
-    return work, env, out
 
 
 def test_smoke_pipeline_produces_table_and_figures(smoke_repo):

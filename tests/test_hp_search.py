@@ -1,0 +1,84 @@
+"""The validation-only hyper-parameter search (edit/hp_search.py): grid parsing, overrides, the
+choice rule, and one real search on the smoke profile's data."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from edit import dual
+from edit.hp_search import choose, grid_points, parse_grid, parse_value, search, with_overrides
+from edit.io import write_jsonl
+from edit.params import ParamsError, load_params, profile_params_file
+from edit.stages import keysteps as keysteps_stage
+from edit.teachers import make_teacher
+
+
+def test_values_read_as_yaml_1_2_numbers():
+    assert parse_value("5e-6") == 5e-6 and parse_value("2.0e-4") == 2e-4
+    assert parse_value("4") == 4 and parse_value("true") is True and parse_value("null") is None
+    assert parse_value("cosine") == "cosine"
+
+
+def test_grid_is_the_product_in_written_order():
+    grid = parse_grid(["train.sft.lr=2e-4,1e-3", "train.sft.epochs=2,4"])
+    assert grid == {"train.sft.lr": [2e-4, 1e-3], "train.sft.epochs": [2, 4]}
+    assert grid_points(grid) == [
+        {"train.sft.lr": 2e-4, "train.sft.epochs": 2}, {"train.sft.lr": 2e-4, "train.sft.epochs": 4},
+        {"train.sft.lr": 1e-3, "train.sft.epochs": 2}, {"train.sft.lr": 1e-3, "train.sft.epochs": 4}]
+
+
+@pytest.mark.parametrize("item", ["train.sft.lr", "=1", "train.sft.lr="])
+def test_a_malformed_axis_is_an_error(item):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_grid([item])
+
+
+def test_an_axis_given_twice_is_an_error():
+    with pytest.raises(ValueError, match="given twice"):
+        parse_grid(["train.sft.lr=1", "train.sft.lr=2"])
+
+
+def test_overrides_copy_and_a_missing_section_is_an_error():
+    raw = {"train": {"sft": {"lr": 1.0, "epochs": 2}}}
+    out = with_overrides(raw, {"train.sft.lr": 3.0})
+    assert out["train"]["sft"] == {"lr": 3.0, "epochs": 2} and raw["train"]["sft"]["lr"] == 1.0
+    with pytest.raises(KeyError, match="train.sfx"):
+        with_overrides(raw, {"train.sfx.lr": 3.0})
+
+
+def test_choice_is_the_highest_and_ties_go_to_the_earliest_row():
+    rows = [{"name": "a", "val_accuracy": 40.0}, {"name": "b", "val_accuracy": 55.0},
+            {"name": "c", "val_accuracy": 55.0}, {"name": "d", "val_accuracy": 10.0}]
+    assert choose(rows)["name"] == "b"
+    with pytest.raises(ValueError, match="no validation results"):
+        choose([])
+
+
+def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tmp_path):
+    p = load_params(ROOT / "params.yaml", profile="smoke")
+    p["data"].update(n_train_per_task=3, n_val_per_task=2, n_test_per_task=1)
+    p["student"].update(hidden_size=8, intermediate_size=16)
+    p["eval"].update(max_new_tokens=16)
+    data = tmp_path / "data"
+    splits = dual.question_splits(p["data"])
+    for name in ("train", "val"):
+        write_jsonl(data / "questions" / f"{name}.jsonl", (q.to_dict() for q in splits[name]))
+    cots = dual.build_dual_cots(splits["train"], make_teacher(p["teacher"]), progress=False)
+    for name, recs in (("sft", cots.sft), ("wrong", cots.wrong), ("pairs", cots.pairs)):
+        write_jsonl(data / "cots" / f"{name}.jsonl", recs)
+    keysteps_stage.run(p, data, tmp_path / "tables", tmp_path / "figures")
+    pfile = tmp_path / "params.yaml"
+    pfile.write_text(yaml.safe_dump(profile_params_file(p, True), sort_keys=False))
+
+    out = search(pfile, "std_cot", 0, parse_grid(["train.sft.lr=1e-3,1e-2", "train.sft.epochs=2"]), data,
+                 tmp_path / "hp", tmp_path / "work", progress=False)
+    assert [(r["point"]["train.sft.lr"], r["epoch"]) for r in out["rows"]] == [(1e-3, 1), (1e-3, 2), (1e-2, 1), (1e-2, 2)]
+    assert out["choice"]["val_accuracy"] == max(r["val_accuracy"] for r in out["rows"])
+    written = json.loads((tmp_path / "hp" / "std_cot.json").read_text())
+    assert written["choice"] == out["choice"] and "**chosen**" in (tmp_path / "hp" / "std_cot.md").read_text()
+    assert not list((tmp_path / "work").glob("*/models/*"))  # only the summary is kept
+    with pytest.raises(ParamsError, match="lr"):  # a bad value stops before any training
+        search(pfile, "std_cot", 0, {"train.sft.lr": [-1.0]}, data, tmp_path / "hp2", tmp_path / "work2")
