@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from edit.io import write_json, write_text_atomic
+from edit.io import read_json, write_json, write_text_atomic
 from edit.params import load_params
 from edit.runtime import setup_runtime
 from edit.training.run import train_one
@@ -115,45 +115,54 @@ def search(params_file: str | Path, method: str, seed: int, grid: dict[str, list
            reuse_models_dir: str | Path | None = None, reuse_results_dir: str | Path | None = None,
            progress: bool = True) -> dict:
     """Train ``method`` with ``seed`` at every grid point (validation selection on) and write the
-    summary; returns it. ``work_dir`` holds the models and params of each point (deleted after each
-    run: only the summary is kept)."""
+    summary after every point (a stopped search loses at most the point it was training); returns
+    it. ``work_dir`` keeps each point's params file and ``train.json`` (its models are deleted after
+    the run): a point whose params file is unchanged and whose ``train.json`` exists is read back,
+    not trained again, so rerunning the same command resumes the search."""
     raw = yaml.safe_load(Path(params_file).read_text())
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     rows, points = [], grid_points(grid)
+    result = {"method": method, "seed": seed, "params_file": str(params_file), "grid": grid,
+              "rule": "highest validation accuracy; ties: earlier grid point, then earlier epoch"}
     for i, point in enumerate(points):
         name = point_name(i, point)
         changed = with_overrides(raw, point)
         for loss in ("sft", "krsl", "dpo"):
             changed["train"][loss]["select"] = "best_val_accuracy"
+        text = yaml.safe_dump(changed, sort_keys=False)
         run_dir = work_dir / name
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run_dir.mkdir(parents=True)
-        pfile = run_dir / "params.yaml"
-        pfile.write_text(yaml.safe_dump(changed, sort_keys=False))
-        P = load_params(pfile)  # validates the changed settings
-        setup_runtime(P, seed)
-        models_dir = run_dir / "models"
-        if reuse_from:  # the step this method shares with reuse_from's saved run
-            src = Path(reuse_models_dir) / f"{reuse_from}-{seed}"
-            shutil.copytree(src, models_dir / f"{reuse_from}-{seed}")
-        t0 = time.time()
-        summary = train_one(P, method, seed, data_dir=data_dir, models_dir=models_dir,
-                            results_dir=run_dir / "results", reuse_from=reuse_from,
-                            reuse_results_dir=reuse_results_dir, progress=progress)
-        minutes = (time.time() - t0) / 60
+        pfile, report = run_dir / "params.yaml", run_dir / "results" / f"{method}-{seed}" / "train.json"
+        timing = run_dir / "minutes.json"
+        if report.is_file() and timing.is_file() and pfile.is_file() and pfile.read_text() == text:
+            summary, minutes = read_json(report), read_json(timing)["minutes"]
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True)
+            pfile.write_text(text)
+            P = load_params(pfile)  # validates the changed settings
+            setup_runtime(P, seed)
+            models_dir = run_dir / "models"
+            if reuse_from:  # the step this method shares with reuse_from's saved run
+                src = Path(reuse_models_dir) / f"{reuse_from}-{seed}"
+                shutil.copytree(src, models_dir / f"{reuse_from}-{seed}")
+            t0 = time.time()
+            summary = train_one(P, method, seed, data_dir=data_dir, models_dir=models_dir,
+                                results_dir=run_dir / "results", reuse_from=reuse_from,
+                                reuse_results_dir=reuse_results_dir, progress=progress)
+            minutes = (time.time() - t0) / 60
+            write_json(timing, {"minutes": minutes})
+            shutil.rmtree(models_dir, ignore_errors=True)
         for k, step in enumerate(summary["steps"]):
             if step.get("reused_from"):
                 continue
             for h in step.get("selection", {}).get("per_epoch", []):
                 rows.append({"name": name, "point": point, "step": k, "epoch": h["epoch"],
                              "val_accuracy": h["val_accuracy"], "final_loss": final_loss(step), "minutes": minutes})
-        shutil.rmtree(models_dir, ignore_errors=True)
-    best = choose(rows)
-    result = {"method": method, "seed": seed, "params_file": str(params_file), "grid": grid,
-              "rule": "highest validation accuracy; ties: earlier grid point, then earlier epoch",
-              "rows": rows, "choice": best}
-    write_json(out_dir / f"{method}.json", result)
-    write_text_atomic(out_dir / f"{method}.md", table(rows, best))
+        best = choose(rows)
+        result.update(rows=rows, choice=best, complete=i + 1 == len(points),
+                      points_done=i + 1, points=len(points))
+        write_json(out_dir / f"{method}.json", result)
+        write_text_atomic(out_dir / f"{method}.md", table(rows, best))
     return result
 
 

@@ -7,13 +7,9 @@ import json
 import pytest
 import yaml
 
-from conftest import ROOT
-from edit import dual
 from edit.hp_search import choose, grid_points, parse_grid, parse_value, search, with_overrides
-from edit.io import write_jsonl
-from edit.params import ParamsError, load_params, profile_params_file
-from edit.stages import keysteps as keysteps_stage
-from edit.teachers import make_teacher
+from edit.params import ParamsError, profile_params_file
+from tiny_data import tiny_params, write_tiny_data
 
 
 def test_values_read_as_yaml_1_2_numbers():
@@ -58,18 +54,9 @@ def test_choice_is_the_highest_and_ties_go_to_the_earliest_row():
 
 
 def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tmp_path):
-    p = load_params(ROOT / "params.yaml", profile="smoke")
-    p["data"].update(n_train_per_task=3, n_val_per_task=2, n_test_per_task=1)
-    p["student"].update(hidden_size=8, intermediate_size=16)
+    p = tiny_params()
     p["eval"].update(max_new_tokens=16)
-    data = tmp_path / "data"
-    splits = dual.question_splits(p["data"])
-    for name in ("train", "val"):
-        write_jsonl(data / "questions" / f"{name}.jsonl", (q.to_dict() for q in splits[name]))
-    cots = dual.build_dual_cots(splits["train"], make_teacher(p["teacher"]), progress=False)
-    for name, recs in (("sft", cots.sft), ("wrong", cots.wrong), ("pairs", cots.pairs)):
-        write_jsonl(data / "cots" / f"{name}.jsonl", recs)
-    keysteps_stage.run(p, data, tmp_path / "tables", tmp_path / "figures")
+    data, _ = write_tiny_data(p, tmp_path)
     pfile = tmp_path / "params.yaml"
     pfile.write_text(yaml.safe_dump(profile_params_file(p, True), sort_keys=False))
 
@@ -79,6 +66,14 @@ def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tmp_path):
     assert out["choice"]["val_accuracy"] == max(r["val_accuracy"] for r in out["rows"])
     written = json.loads((tmp_path / "hp" / "std_cot.json").read_text())
     assert written["choice"] == out["choice"] and "**chosen**" in (tmp_path / "hp" / "std_cot.md").read_text()
-    assert not list((tmp_path / "work").glob("*/models/*"))  # only the summary is kept
+    assert written["complete"] and written["points_done"] == 2
+    assert not list((tmp_path / "work").glob("*/models/*"))  # only the summaries are kept
+    # the same command again reads every point back: no run is trained again, the rows are equal
+    reports = sorted((tmp_path / "work").glob("*/results/std_cot-0/train.json"))
+    stamps = [p.stat().st_mtime_ns for p in reports]
+    again = search(pfile, "std_cot", 0, parse_grid(["train.sft.lr=1e-3,1e-2", "train.sft.epochs=2"]), data,
+                   tmp_path / "hp", tmp_path / "work", progress=False)
+    assert again["rows"] == out["rows"] and len(reports) == 2
+    assert [p.stat().st_mtime_ns for p in reports] == stamps
     with pytest.raises(ParamsError, match="lr"):  # a bad value stops before any training
         search(pfile, "std_cot", 0, {"train.sft.lr": [-1.0]}, data, tmp_path / "hp2", tmp_path / "work2")

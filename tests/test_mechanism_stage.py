@@ -3,32 +3,21 @@
 import pandas as pd
 import yaml
 
-from edit import dual
-from edit.io import read_jsonl, write_jsonl
+from edit.io import read_jsonl
 from edit.params import load_params, profile_params_file
-from edit.stages import keysteps as keysteps_stage
 from edit.stages import mechanism
 from edit.stages.report import report_runs
-from edit.teachers import make_teacher
 from edit.training.run import train_one
 
 from conftest import ROOT
+from tiny_data import tiny_params, write_tiny_data
 
 
 def test_mechanism_stage_on_a_tiny_edit_run(tmp_path):
-    p = load_params(ROOT / "params.yaml", profile="smoke")
-    p["data"].update(n_train_per_task=3, n_val_per_task=2, n_test_per_task=1)
-    p["student"].update(hidden_size=8, intermediate_size=16)
+    p = tiny_params()
     for sec in ("sft", "krsl"):
         p["train"][sec].update(epochs=1, batch_size=4, progress=False)
-    data = tmp_path / "data"
-    splits = dual.question_splits(p["data"])
-    for name in ("train", "val"):
-        write_jsonl(data / "questions" / f"{name}.jsonl", (q.to_dict() for q in splits[name]))
-    cots = dual.build_dual_cots(splits["train"], make_teacher(p["teacher"]), progress=False)
-    for name, recs in (("sft", cots.sft), ("wrong", cots.wrong), ("pairs", cots.pairs)):
-        write_jsonl(data / "cots" / f"{name}.jsonl", recs)
-    keysteps_stage.run(p, data, tmp_path / "tables", tmp_path / "figures")
+    data, splits = write_tiny_data(p, tmp_path)
     train_one(p, "edit", 0, data, tmp_path / "models", tmp_path / "results", progress=False)
     out = mechanism.run(p, 0, "edit", data, tmp_path / "models", tmp_path / "mech", tmp_path / "figures")
     by_task = pd.read_csv(tmp_path / "mech" / "edit-0" / "by_task.csv")
