@@ -24,9 +24,15 @@ from pathlib import Path
 
 import yaml
 
-from edit.io import read_json, write_json, write_text_atomic
+from edit.benchmarks import suites as benchmarks
+from edit.generation import generate
+from edit.io import read_json, read_jsonl, write_json, write_jsonl, write_text_atomic
+from edit.methods import get_method, inference_prompt
 from edit.params import load_params
-from edit.runtime import setup_runtime
+from edit.records import Question
+from edit.runtime import autocast_context, autocast_setting, setup_runtime
+from edit.scoring import score
+from edit.student import load_student
 from edit.training.run import train_one
 
 
@@ -110,14 +116,34 @@ def final_loss(step: dict) -> float | None:
     return losses[-1] if losses else None
 
 
+def sample_generations(params: dict, method: str, model_dir: Path, data_dir: str | Path, n: int) -> list[dict]:
+    """The greedy generations of the model in ``model_dir`` for the first ``n`` validation questions,
+    with the method's inference prompt (zero-shot prompts only), scored like the evaluation: what the
+    validation accuracy of a point is made of."""
+    spec = get_method(params, method)
+    if spec.shots or n < 1:
+        return []
+    questions = [Question(**r) for r in read_jsonl(Path(data_dir) / "questions" / "val.jsonl",
+                                                   required=("id", "task", "input", "target"))][:n]
+    model, tokenizer = load_student(model_dir, base=params["student"])
+    model.eval()
+    prompts = [inference_prompt(spec, q) for q in questions]
+    with autocast_context(autocast_setting(params, "eval_autocast")):
+        gens = generate(model, tokenizer, prompts, max_new_tokens=int(params["eval"]["max_new_tokens"]),
+                        batch_size=int(params["eval"]["batch_size"]), show_progress=False)
+    return [{"id": q.id, "task": q.task, "target": q.target, "generation": g,
+             **score(g, q.target, benchmarks.answer_type(q.task))} for q, g in zip(questions, gens)]
+
+
 def search(params_file: str | Path, method: str, seed: int, grid: dict[str, list], data_dir: str | Path,
            out_dir: str | Path, work_dir: str | Path, reuse_from: str | None = None,
            reuse_models_dir: str | Path | None = None, reuse_results_dir: str | Path | None = None,
-           progress: bool = True) -> dict:
+           progress: bool = True, samples: int = 8) -> dict:
     """Train ``method`` with ``seed`` at every grid point (validation selection on) and write the
     summary after every point (a stopped search loses at most the point it was training); returns
     it. ``work_dir`` keeps each point's params file and ``train.json`` (its models are deleted after
-    the run): a point whose params file is unchanged and whose ``train.json`` exists is read back,
+    the run) and, in ``<out>/<method>-samples/<point>.jsonl``, the selected model's generations for
+    ``samples`` validation questions: a point whose params file is unchanged and whose ``train.json`` exists is read back,
     not trained again, so rerunning the same command resumes the search."""
     raw = yaml.safe_load(Path(params_file).read_text())
     out_dir, work_dir = Path(out_dir), Path(work_dir)
@@ -150,6 +176,10 @@ def search(params_file: str | Path, method: str, seed: int, grid: dict[str, list
                                 results_dir=run_dir / "results", reuse_from=reuse_from,
                                 reuse_results_dir=reuse_results_dir, progress=progress)
             minutes = (time.time() - t0) / 60
+            last = max(models_dir.glob(f"{method}-{seed}/step*"), key=lambda d: int(d.name[4:]), default=None)
+            if last is not None:
+                write_jsonl(out_dir / f"{method}-samples" / f"{name}.jsonl",
+                            sample_generations(P, method, last, data_dir, samples))
             write_json(timing, {"minutes": minutes})
             shutil.rmtree(models_dir, ignore_errors=True)
         for k, step in enumerate(summary["steps"]):
@@ -178,10 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse-from", default=None, help="a method whose saved run of this seed gives the shared step")
     ap.add_argument("--reuse-models", default=None)
     ap.add_argument("--reuse-results", default=None)
+    ap.add_argument("--samples", type=int, default=8, help="validation generations kept per point (0: none)")
     a = ap.parse_args(argv)
     grid = parse_grid(a.set)
     result = search(a.params, a.method, a.seed, grid, a.data, a.out, a.work or Path(a.out) / "work",
-                    a.reuse_from, a.reuse_models, a.reuse_results)
+                    a.reuse_from, a.reuse_models, a.reuse_results, samples=a.samples)
     print(table(result["rows"], result["choice"]))
     return 0
 

@@ -67,6 +67,10 @@ def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tmp_path):
     written = json.loads((tmp_path / "hp" / "std_cot.json").read_text())
     assert written["choice"] == out["choice"] and "**chosen**" in (tmp_path / "hp" / "std_cot.md").read_text()
     assert written["complete"] and written["points_done"] == 2
+    samples = sorted((tmp_path / "hp" / "std_cot-samples").glob("*.jsonl"))
+    assert len(samples) == 2
+    first = [json.loads(line) for line in samples[0].read_text().splitlines()]
+    assert first and {"id", "task", "target", "generation", "correct", "has_answer"} <= set(first[0])
     assert not list((tmp_path / "work").glob("*/models/*"))  # only the summaries are kept
     # the same command again reads every point back: no run is trained again, the rows are equal
     reports = sorted((tmp_path / "work").glob("*/results/std_cot-0/train.json"))
