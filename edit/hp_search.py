@@ -6,7 +6,10 @@ point of the grid (the product of the ``--set`` lists; dotted keys of the params
 ``select: best_val_accuracy`` on every step of the grid's loss sections, so each run reports the greedy
 validation accuracy after every epoch (the train stage's own checkpoint selection). The test suites
 are never read. It writes ``<out>/<method>.json`` (the grid, every point's per-epoch validation
-accuracies, final training loss and wall time, and the choice) and ``<out>/<method>.md`` (a table).
+accuracies, final training loss and wall time, and the choice), ``<out>/<method>.md`` (a table) and
+``<out>/<method>-samples/<point>.jsonl`` (the selected model's validation generations). With
+``--reuse-from`` (e.g. a KRSL lr grid of ``edit`` on top of a saved ``edit_a0_b0`` run) every point
+starts from that run's saved shared steps, and only the steps after them are trained and reported.
 
 The choice is the point and epoch with the highest validation accuracy; ties go to the earlier point
 of the grid, then the earlier epoch (the cheaper run when the lists are written cheapest first). A
@@ -37,7 +40,7 @@ from edit.training.run import train_one
 
 
 def parse_value(text: str):
-    """A ``--set`` value as YAML 1.2 reads it (numbers, booleans, null, lists); anything else a string."""
+    """A ``--set`` value as YAML 1.2 reads it (numbers, booleans, null); anything else a string."""
     value = yaml.safe_load(text)
     if isinstance(value, str) and text.strip():
         try:

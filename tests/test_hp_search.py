@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from edit.hp_search import choose, grid_points, parse_grid, parse_value, search, with_overrides
-from edit.params import ParamsError, profile_params_file
+from edit.params import ParamsError, load_params, profile_params_file
+from edit.training.run import train_one
 from tiny_data import tiny_params, write_tiny_data
 
 
@@ -81,3 +82,19 @@ def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tmp_path):
     assert [p.stat().st_mtime_ns for p in reports] == stamps
     with pytest.raises(ParamsError, match="lr"):  # a bad value stops before any training
         search(pfile, "std_cot", 0, {"train.sft.lr": [-1.0]}, data, tmp_path / "hp2", tmp_path / "work2")
+
+
+def test_a_krsl_grid_starts_every_point_from_the_same_saved_step_1(tmp_path):
+    p = tiny_params()
+    p["eval"].update(max_new_tokens=16)
+    data, _ = write_tiny_data(p, tmp_path)
+    pfile = tmp_path / "params.yaml"
+    pfile.write_text(yaml.safe_dump(profile_params_file(p, True), sort_keys=False))
+    train_one(load_params(pfile), "std_cot", 0, data, tmp_path / "models", tmp_path / "results", progress=False)
+    out = search(pfile, "edit_no_rwc", 0, {"train.krsl.lr": [1e-4, 1e-3]}, data, tmp_path / "hp", tmp_path / "work",
+                 reuse_from="std_cot", reuse_models_dir=tmp_path / "models", reuse_results_dir=tmp_path / "results",
+                 progress=False, samples=2)
+    assert [(r["point"]["train.krsl.lr"], r["step"]) for r in out["rows"]] == [(1e-4, 1), (1e-3, 1)]  # KRSL only
+    for name in ("p00-lr0.0001", "p01-lr0.001"):
+        steps = json.loads((tmp_path / "work" / name / "results" / "edit_no_rwc-0" / "train.json").read_text())["steps"]
+        assert steps[0]["reused_from"].endswith("std_cot-0/step1") and "reused_from" not in steps[1]
