@@ -54,12 +54,19 @@ def test_choice_is_the_highest_and_ties_go_to_the_earliest_row():
         choose([])
 
 
-def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tmp_path):
+@pytest.fixture
+def tiny_run(tmp_path):
+    """A tiny data folder and the params file it was made with (short generations)."""
     p = tiny_params()
     p["eval"].update(max_new_tokens=16)
     data, _ = write_tiny_data(p, tmp_path)
     pfile = tmp_path / "params.yaml"
     pfile.write_text(yaml.safe_dump(profile_params_file(p, True), sort_keys=False))
+    return data, pfile
+
+
+def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tiny_run, tmp_path):
+    data, pfile = tiny_run
 
     out = search(pfile, "std_cot", 0, parse_grid(["train.sft.lr=1e-3,1e-2", "train.sft.epochs=2"]), data,
                  tmp_path / "hp", tmp_path / "work", progress=False)
@@ -84,12 +91,8 @@ def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tmp_path):
         search(pfile, "std_cot", 0, {"train.sft.lr": [-1.0]}, data, tmp_path / "hp2", tmp_path / "work2")
 
 
-def test_a_krsl_grid_starts_every_point_from_the_same_saved_step_1(tmp_path):
-    p = tiny_params()
-    p["eval"].update(max_new_tokens=16)
-    data, _ = write_tiny_data(p, tmp_path)
-    pfile = tmp_path / "params.yaml"
-    pfile.write_text(yaml.safe_dump(profile_params_file(p, True), sort_keys=False))
+def test_a_krsl_grid_starts_every_point_from_the_same_saved_step_1(tiny_run, tmp_path):
+    data, pfile = tiny_run
     train_one(load_params(pfile), "std_cot", 0, data, tmp_path / "models", tmp_path / "results", progress=False)
     out = search(pfile, "edit_no_rwc", 0, {"train.krsl.lr": [1e-4, 1e-3]}, data, tmp_path / "hp", tmp_path / "work",
                  reuse_from="std_cot", reuse_models_dir=tmp_path / "models", reuse_results_dir=tmp_path / "results",
