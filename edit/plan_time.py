@@ -131,6 +131,9 @@ def format_times(t: dict | None) -> list[str]:
     out = ["", f"Predicted wall time ({t['student']}, {t['precision']}: {r['train_tokens_per_s']:g} training tokens/s, "
                f"{r['prefill_tokens_per_s']:g} prefill tokens/s, {r['new_tokens_per_s']:g} new tokens/s; generation "
                f"fill {t['generation_fill']}; {t['stage_overhead_s']:g} s per stage to start; reuse from {t['reuse_from'] or 'none'}; untuned seeds {t['untuned_seeds']}):"]
+    if not t["stages"]:
+        return out + ["  no runs: the params name no methods and seeds (a resolved profile file has none; "
+                      "pass params.yaml with --profile)"]
     w = max(len(s["method"]) for s in t["stages"])
     for s in t["stages"]:
         detail = (f"{s['train_tokens']:,} tokens, {s['reused_steps']} step(s) reused" if s["kind"] == "train" else

@@ -2,7 +2,7 @@
 import pytest
 
 from edit.params import load_params
-from edit.plan_time import predict_times, rates_for, reused_steps
+from edit.plan_time import format_times, predict_times, rates_for, reused_steps
 
 from conftest import ROOT
 
@@ -37,3 +37,11 @@ def test_smollm2_bbh_plan_prediction_by_hand():
 def test_no_rates_no_prediction():
     params = load_params(ROOT / "params.yaml", profile="smoke")
     assert rates_for(params) is None
+
+
+def test_no_runs_is_said_not_a_crash():
+    params = load_params(ROOT / "params.yaml", profile="smollm2_bbh")
+    plan = {"assumptions": params["plan"], "seeds": [], "methods": [], "training": [],
+            "evaluation": {"suites": {"A": 10}, "samples_per_item": 1}, "row_tokens": 100.0}
+    lines = format_times(predict_times(params, plan))
+    assert lines[-1].startswith("  no runs")
