@@ -36,7 +36,8 @@ from edit.records import Question
 from edit.runtime import autocast_context, autocast_setting, setup_runtime
 from edit.scoring import score
 from edit.student import load_student
-from edit.training.run import train_one
+from edit.training.checkpoints import CHECKPOINT_KEYS
+from edit.training.run import shared_prefix, step_hp, train_one
 
 
 def parse_value(text: str):
@@ -138,14 +139,36 @@ def sample_generations(params: dict, method: str, model_dir: Path, data_dir: str
              **score(g, q.target, benchmarks.answer_type(q.task))} for q, g in zip(questions, gens)]
 
 
+def check_reuse(params: dict, method: str, reuse_from: str, report: dict) -> int:
+    """The number of leading steps ``method`` takes from ``reuse_from``'s saved run (its ``train.json``
+    ``report``); a ValueError when they share none, or when the saved run's hyper-parameters of a
+    shared step differ from this search's (a model trained with other settings is not silently
+    reused)."""
+    mine = get_method(params, method)
+    k = shared_prefix(mine, get_method(params, reuse_from), params)
+    if k == 0:
+        raise ValueError(f"--reuse-from {reuse_from}: {method} shares no leading step with it")
+    for i, step in enumerate(mine.steps[:k]):
+        want = {key: v for key, v in step_hp(params, step["loss"], step, method).items() if key not in CHECKPOINT_KEYS}
+        saved = report["steps"][i]["hp"] if i < len(report.get("steps", [])) else {}
+        got = {key: v for key, v in saved.items() if key not in CHECKPOINT_KEYS}
+        if got != want:
+            diff = sorted(key for key in set(got) | set(want) if got.get(key) != want.get(key))
+            raise ValueError(f"--reuse-from {reuse_from}: its saved step {i + 1} was trained with other settings "
+                             f"({', '.join(f'{key}: {got.get(key)!r} saved, {want.get(key)!r} here' for key in diff)})")
+    return k
+
+
 def search(params_file: str | Path, method: str, seed: int, grid: dict[str, list], data_dir: str | Path,
            out_dir: str | Path, work_dir: str | Path, reuse_from: str | None = None,
            reuse_models_dir: str | Path | None = None, reuse_results_dir: str | Path | None = None,
+           keep_models: bool = False,
            progress: bool = True, samples: int = 8) -> dict:
     """Train ``method`` with ``seed`` at every grid point (validation selection on) and write the
     summary after every point (a stopped search loses at most the point it was training); returns
     it. ``work_dir`` keeps each point's params file and ``train.json`` (its models are deleted after
-    the run) and, in ``<out>/<method>-samples/<point>.jsonl``, the selected model's generations for
+    the run unless ``keep_models``: then ``<work_dir>/<point>/models`` and ``.../results`` can be a
+    later search's ``reuse_models_dir`` / ``reuse_results_dir``) and, in ``<out>/<method>-samples/<point>.jsonl``, the selected model's generations for
     ``samples`` validation questions: a point whose params file is unchanged and whose ``train.json`` exists is read back,
     not trained again, so rerunning the same command resumes the search."""
     raw = yaml.safe_load(Path(params_file).read_text())
@@ -172,6 +195,8 @@ def search(params_file: str | Path, method: str, seed: int, grid: dict[str, list
             setup_runtime(P, seed)
             models_dir = run_dir / "models"
             if reuse_from:  # the step this method shares with reuse_from's saved run
+                check_reuse(P, method, reuse_from,
+                            read_json(Path(reuse_results_dir) / f"{reuse_from}-{seed}" / "train.json"))
                 src = Path(reuse_models_dir) / f"{reuse_from}-{seed}"
                 shutil.copytree(src, models_dir / f"{reuse_from}-{seed}")
             t0 = time.time()
@@ -184,7 +209,8 @@ def search(params_file: str | Path, method: str, seed: int, grid: dict[str, list
                 write_jsonl(out_dir / f"{method}-samples" / f"{name}.jsonl",
                             sample_generations(P, method, last, data_dir, samples))
             write_json(timing, {"minutes": minutes})
-            shutil.rmtree(models_dir, ignore_errors=True)
+            if not keep_models:
+                shutil.rmtree(models_dir, ignore_errors=True)
         for k, step in enumerate(summary["steps"]):
             if step.get("reused_from"):
                 continue
@@ -212,10 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reuse-models", default=None)
     ap.add_argument("--reuse-results", default=None)
     ap.add_argument("--samples", type=int, default=8, help="validation generations kept per point (0: none)")
+    ap.add_argument("--keep-models", action="store_true",
+                    help="keep every point's models (<work>/<point>/models; with <work>/<point>/results, a later "
+                         "search's --reuse-models / --reuse-results)")
     a = ap.parse_args(argv)
     grid = parse_grid(a.set)
     result = search(a.params, a.method, a.seed, grid, a.data, a.out, a.work or Path(a.out) / "work",
-                    a.reuse_from, a.reuse_models, a.reuse_results, samples=a.samples)
+                    a.reuse_from, a.reuse_models, a.reuse_results, samples=a.samples, keep_models=a.keep_models)
     print(table(result["rows"], result["choice"]))
     return 0
 

@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from edit.hp_search import choose, grid_points, parse_grid, parse_value, search, with_overrides
-from edit.params import ParamsError, load_params, profile_params_file
-from edit.training.run import train_one
+from edit.params import ParamsError, profile_params_file
 from tiny_data import tiny_params, write_tiny_data
 
 
@@ -93,11 +92,33 @@ def test_a_search_on_a_tiny_run_writes_every_epoch_and_the_choice(tiny_run, tmp_
 
 def test_a_krsl_grid_starts_every_point_from_the_same_saved_step_1(tiny_run, tmp_path):
     data, pfile = tiny_run
-    train_one(load_params(pfile), "std_cot", 0, data, tmp_path / "models", tmp_path / "results", progress=False)
+    # step 1 from a one-point search that keeps its models (the same forced selection as the grid's,
+    # the params file's own step-1 lr, so that the KRSL grid's step 1 is the same)
+    lr = yaml.safe_load(pfile.read_text())["train"]["sft"]["lr"]
+    search(pfile, "std_cot", 0, {"train.sft.lr": [lr]}, data, tmp_path / "hp1", tmp_path / "work1",
+           keep_models=True, progress=False, samples=0)
+    step1, = (tmp_path / "work1").glob("p00-*")
+    assert (step1 / "models" / "std_cot-0" / "step1").is_dir()
     out = search(pfile, "edit_no_rwc", 0, {"train.krsl.lr": [1e-4, 1e-3]}, data, tmp_path / "hp", tmp_path / "work",
-                 reuse_from="std_cot", reuse_models_dir=tmp_path / "models", reuse_results_dir=tmp_path / "results",
+                 reuse_from="std_cot", reuse_models_dir=step1 / "models", reuse_results_dir=step1 / "results",
                  progress=False, samples=2)
     assert [(r["point"]["train.krsl.lr"], r["step"]) for r in out["rows"]] == [(1e-4, 1), (1e-3, 1)]  # KRSL only
     for name in ("p00-lr0.0001", "p01-lr0.001"):
         steps = json.loads((tmp_path / "work" / name / "results" / "edit_no_rwc-0" / "train.json").read_text())["steps"]
         assert steps[0]["reused_from"].endswith("std_cot-0/step1") and "reused_from" not in steps[1]
+
+
+@pytest.mark.bad_input("setting")
+def test_reusing_a_step_trained_with_other_settings_is_an_error(tiny_run, tmp_path):
+    data, pfile = tiny_run
+    search(pfile, "std_cot", 0, {"train.sft.lr": [1e-3]}, data, tmp_path / "hp1", tmp_path / "work1",
+           keep_models=True, progress=False, samples=0)
+    step1 = tmp_path / "work1" / "p00-lr0.001"
+    with pytest.raises(ValueError, match=r"lr: 0.001 saved, 0.01 here"):  # the params file's lr is not 1e-3
+        search(pfile, "edit_no_rwc", 0, {"train.sft.lr": [1e-2], "train.krsl.lr": [1e-4]}, data, tmp_path / "hp",
+               tmp_path / "work", reuse_from="std_cot", reuse_models_dir=step1 / "models",
+               reuse_results_dir=step1 / "results", progress=False)
+    with pytest.raises(ValueError, match="shares no leading step"):
+        search(pfile, "answer_sft", 0, {"train.sft.lr": [1e-3]}, data, tmp_path / "hp", tmp_path / "work3",
+               reuse_from="std_cot", reuse_models_dir=step1 / "models", reuse_results_dir=step1 / "results",
+               progress=False)
