@@ -148,8 +148,11 @@ def check_reuse(params: dict, method: str, reuse_from: str, report: dict) -> int
     k = shared_prefix(mine, get_method(params, reuse_from), params)
     if k == 0:
         raise ValueError(f"--reuse-from {reuse_from}: {method} shares no leading step with it")
+    autocast = autocast_setting(params)  # train_one hands runtime.autocast to the trainers as an hp
     for i, step in enumerate(mine.steps[:k]):
         want = {key: v for key, v in step_hp(params, step["loss"], step, method).items() if key not in CHECKPOINT_KEYS}
+        if autocast is not None:
+            want["autocast"] = autocast
         saved = report["steps"][i]["hp"] if i < len(report.get("steps", [])) else {}
         got = {key: v for key, v in saved.items() if key not in CHECKPOINT_KEYS}
         if got != want:

@@ -7,8 +7,11 @@ import json
 import pytest
 import yaml
 
-from edit.hp_search import choose, grid_points, parse_grid, parse_value, search, with_overrides
-from edit.params import ParamsError, profile_params_file
+from edit.hp_search import check_reuse, choose, grid_points, parse_grid, parse_value, search, with_overrides
+from edit.methods import get_method
+from edit.params import ParamsError, load_params, profile_params_file
+from edit.training.run import step_hp
+from conftest import ROOT
 from tiny_data import tiny_params, write_tiny_data
 
 
@@ -122,3 +125,13 @@ def test_reusing_a_step_trained_with_other_settings_is_an_error(tiny_run, tmp_pa
         search(pfile, "answer_sft", 0, {"train.sft.lr": [1e-3]}, data, tmp_path / "hp", tmp_path / "work3",
                reuse_from="std_cot", reuse_models_dir=step1 / "models", reuse_results_dir=step1 / "results",
                progress=False)
+
+
+def test_check_reuse_counts_runtime_autocast_as_the_trainers_see_it():
+    params = load_params(ROOT / "params.yaml", profile="smollm2_bbh")  # bfloat16 autocast
+    step = get_method(params, "edit").steps[0]
+    saved = {"steps": [{"hp": {**step_hp(params, "sft", step), "autocast": "bfloat16", "progress": True}}]}
+    assert check_reuse(params, "edit", "edit_a0_b0", saved) == 1
+    saved["steps"][0]["hp"].pop("autocast")  # a float32 step 1 under a bfloat16 search
+    with pytest.raises(ValueError, match="autocast: None saved, 'bfloat16' here"):
+        check_reuse(params, "edit", "edit_a0_b0", saved)
