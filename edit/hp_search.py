@@ -171,7 +171,8 @@ def search(params_file: str | Path, method: str, seed: int, grid: dict[str, list
     summary after every point (a stopped search loses at most the point it was training); returns
     it. ``work_dir`` keeps each point's params file and ``train.json`` (its models are deleted after
     the run unless ``keep_models``: then ``<work_dir>/<point>/models`` and ``.../results`` can be a
-    later search's ``reuse_models_dir`` / ``reuse_results_dir``) and, in ``<out>/<method>-samples/<point>.jsonl``, the selected model's generations for
+    later search's ``reuse_models_dir`` / ``reuse_results_dir``) and, in
+    ``<out>/<method>-samples/<point>.jsonl``, the selected model's generations for
     ``samples`` validation questions: a point whose params file is unchanged and whose ``train.json`` exists is read back,
     not trained again, so rerunning the same command resumes the search."""
     raw = yaml.safe_load(Path(params_file).read_text())
