@@ -13,6 +13,9 @@ one run.
    ``cache: auto`` on a CPU) of ``--new-tokens`` new tokens for each of those prompts, forced to
    full length (``min_new_tokens``), including the prefill; and how many rows' outputs agree
    between the precisions. ``--bf16-weights`` also decodes with the weights cast to bfloat16.
+4. **Batch sweep** (``--sweep-batches 8,16,32``): bfloat16-autocast decoding of that many prompts at
+   once, seconds per decoding step and per row-step: which ``eval.batch_size`` is cheapest here
+   when rows that have stopped still ride along to the end of their batch.
 
 The ratios bf16 / fp32 and the figures go to stdout (and ``--json``); the numbers are what
 ``plan.throughput`` in params.yaml holds for ``python -m edit.plan`` to predict wall time.
@@ -132,6 +135,23 @@ def generation_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int, w
     return out
 
 
+@torch.no_grad()
+def batch_sweep(model, tokenizer, text: str, batches: list[int], prompt_len: int, new_tokens: int) -> dict:
+    """bf16-autocast greedy decoding, ``new_tokens`` forced, for each batch size in ``batches``."""
+    model.eval()
+    out = {}
+    for b in batches:
+        prompts = token_rows(tokenizer, text, b, prompt_len, offset=7 * b)
+        with autocast_context("bfloat16"):
+            t = timed(lambda: model.generate(
+                input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id,
+                cache_implementation="static", disable_compile=True))
+        out[str(b)] = {"s": t, "s_per_step": t / new_tokens, "s_per_row_step": t / (new_tokens * b),
+                       "new_tokens_per_s": b * new_tokens / t}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="smollm2_bbh", help="params profile giving the student (default smollm2_bbh)")
@@ -144,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16-weights", action="store_true", help="also decode with the weights cast to bfloat16")
+    ap.add_argument("--sweep-batches", default="", help="comma-separated batch sizes for a bf16 decoding sweep")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -163,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     result["train"] = train_speed(model, rows, a.steps, a.warmup)
     result["prefill"] = prefill_speed(model, prompts, repeats=2)
     result["generation"] = generation_speed(model, tokenizer, prompts, a.new_tokens, a.bf16_weights)
+    batches = [int(b) for b in a.sweep_batches.split(",") if b.strip()]
+    if batches:
+        result["batch_sweep"] = batch_sweep(model, tokenizer, text, batches, a.prompt_len, a.new_tokens)
     result["wall_s"] = time.perf_counter() - t0
     tr, pf, ge = result["train"], result["prefill"], result["generation"]
     result["ratios_bf16_over_fp32"] = {
@@ -183,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"weights cast to bf16: {w['new_tokens_per_s']:.1f} new tok/s "
               f"({w['new_tokens_per_s'] / ge['fp32']['new_tokens_per_s']:.2f}x fp32), "
               f"{w['rows_identical_to_fp32']}/{ge['rows']} rows identical to fp32")
+    for b, v in result.get("batch_sweep", {}).items():
+        print(f"bf16 decoding, batch {b:>3}: {v['s_per_step']:.3f} s/step, {v['s_per_row_step'] * 1000:.1f} ms/row-step, "
+              f"{v['new_tokens_per_s']:.1f} new tok/s")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

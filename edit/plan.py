@@ -58,7 +58,8 @@ from edit.dual import question_splits
 from edit.io import read_jsonl
 from edit.llm.prompts import PromptBuilder
 from edit.params import load_params
-from edit.plan_costs import accelerate_plan, row_tokens, student_plan, teacher_plan, training_plan
+from edit.plan_costs import (accelerate_plan, answer_row_tokens, row_tokens, student_plan, teacher_plan,
+                             training_plan)
 from edit.plan_time import format_times, predict_times
 
 #: the EDIT paper's dual-pair counts (D+dual from correct CoTs, D-dual from wrong ones)
@@ -271,6 +272,7 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
     student = student_plan(params["student"])
     rows = (row_tokens(train_questions, PromptBuilder(mirror_dir), float(plan["chars_per_token"]))
             if mirror_dir is not None else None)
+    answer_rows = answer_row_tokens(train_questions, float(plan["chars_per_token"])) if rows is not None else None
     seeds = list(params["seeds"] or [0])
     base = list(params["methods"])
     grid_only = [m for m in params["grid_methods"] if m not in base] if grid else []
@@ -278,7 +280,7 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
     # runs per method: the default methods for every seed, the grid's for every grid seed
     n_seeds = {**{m: len(seeds) for m in base}, **{m: len(params["grid_seeds"] or seeds) for m in grid_only}}
     train, untuned = training_plan(params, methods, counts, acc["num_processes"], rows or 0.0, student["n_params"],
-                                   bool(student["lora"]))
+                                   bool(student["lora"]), answer_rows)
     total_flops = sum((r["train_flops"] or 0) * n_seeds[r["method"]] for r in train)
     device_hours = None
     if plan["effective_tflops_per_device"] and total_flops:
@@ -292,6 +294,7 @@ def build_plan(params: dict, data_dir: str | Path | None = None, root: str | Pat
         "student": student,
         "accelerate": acc,
         "row_tokens": rows,
+        "answer_row_tokens": answer_rows,
         "methods": methods,
         "grid_only": grid_only,
         "untuned_methods": untuned,
@@ -359,7 +362,7 @@ def format_plan(p: dict) -> str:
             f"Accelerate: {a['config']} ({a['distributed_type']}), {a['num_processes']} processes, "
             f"mixed precision {a['mixed_precision']}",
             f"Estimated student row: {_fmt(p['row_tokens'])} tokens (prompt + BBH-exemplar-length CoT + EOS, "
-            f"chars/{p['assumptions']['chars_per_token']})"]
+            f"chars/{p['assumptions']['chars_per_token']}); answer-only row: {_fmt(p.get('answer_row_tokens'))} tokens"]
     out += ["", f"Training (per seed; seeds {p['seeds']}; records: CoTs or pairs; examples: what a batch counts, "
                 f"SFT rows (records x the format's templates) or pairs; global_batch = train.<loss>.batch_size):",
             _table(p["training"], ["method", "step", "loss", "data", "records", "examples", "sequences", "lr", "epochs",

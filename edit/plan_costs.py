@@ -12,7 +12,7 @@ from pathlib import Path
 from accelerate.commands.config.config_args import load_config_from_file
 from gguf import GGUFReader
 
-from edit.formats import CORRECT_SOURCES, get_format, student_prompt
+from edit.formats import CORRECT_SOURCES, answer_sentence, get_format, student_prompt
 from edit.llm.base import ChatRequest
 from edit.llm.cache import call_dollars, check_price_table, estimate_prompt_tokens
 from edit.llm.prompts import ContrastiveExample, PromptBuilder
@@ -59,13 +59,31 @@ def step_examples(step: dict, counts: dict, fmt=None) -> tuple[int, int, int]:
     raise ValueError(f"step {step!r}: unknown loss {loss!r}")
 
 
+def answer_share(step: dict, counts: dict, fmt=None) -> float:
+    """The share of an SFT step's rows whose response is an answer sentence only (the ``answer``
+    templates of ``fmt``: answer-only SFT, MT-CoT's and step-by-step's answer task); 0 for a
+    KRSL / DPO step (both CoTs of a pair are full CoTs)."""
+    fmt = get_format(fmt or "cot") if isinstance(fmt, (str, type(None))) else fmt
+    if step["loss"] != "sft":
+        return 0.0
+    rows = answers = 0
+    for s in step["data"]:
+        templates = fmt.correct if s in CORRECT_SOURCES else fmt.wrong
+        rows += int(counts[s]) * len(templates)
+        answers += int(counts[s]) * sum(t.kind == "answer" for t in templates)
+    return answers / rows if rows else 0.0
+
+
 def training_plan(params: dict, methods: list[str], counts: dict, n_processes: int, row_tokens: float,
-                  n_params: float | None, lora: bool) -> tuple[list[dict], list[str]]:
+                  n_params: float | None, lora: bool,
+                  answer_row_tokens: float | None = None) -> tuple[list[dict], list[str]]:
     """One row per (method, step) of ``methods`` (:func:`edit.methods.get_method`): examples,
     hyper-parameters (``train.<loss>`` with the step's ``hp``), batches, optimizer steps; and the
     untuned methods (no steps). ``batch_size`` is the GLOBAL batch of SFT / KRSL (divided over the
     processes, as :func:`edit.launch.per_device_batch`); :func:`edit.training.train_dpo` uses it per
-    device, so a DPO step's global batch is ``batch_size x processes``."""
+    device, so a DPO step's global batch is ``batch_size x processes``. Tokens: ``row_tokens`` per
+    CoT row, ``answer_row_tokens`` (default ``row_tokens``) per answer-sentence row
+    (:func:`answer_share`)."""
     out, untuned = [], []
     for name in methods:
         method = get_method(params, name)
@@ -86,7 +104,9 @@ def training_plan(params: dict, methods: list[str], counts: dict, n_processes: i
                 per_device, global_batch = batch // n_processes, batch
             per_epoch = math.ceil(examples / global_batch)
             steps = math.ceil(per_epoch * epochs)
-            tokens = seqs * row_tokens * epochs
+            share = answer_share(step, counts, method.fmt)
+            answer_row = row_tokens if answer_row_tokens is None else answer_row_tokens
+            tokens = seqs * epochs * ((1 - share) * row_tokens + share * answer_row)
             flops = (4 if lora else 6) * n_params * tokens if n_params else None
             out.append({"method": name, "step": k, "loss": loss,
                         "data": ",".join(step.get("data") or step.get("pairs") or [])
@@ -223,6 +243,15 @@ def row_tokens(questions: list, builder, chars_per_token: float) -> float:
             ex = builder.task_prompt(q.task).exemplars
             cot[q.task] = sum(len(e.cot) for e in ex) / len(ex)
         total += (len(student_prompt(q.input)) + cot[q.task]) / chars_per_token + 1
+    return total / max(len(questions), 1)
+
+
+def answer_row_tokens(questions: list, chars_per_token: float) -> float:
+    """Mean answer-only row length (tokens: the answer template's prompt + the answer sentence +
+    EOS) over the train questions."""
+    answer = get_format("answer").correct[0]
+    total = sum((len(answer.prompt(q.input)) + len(answer_sentence(q.target))) / chars_per_token + 1
+                for q in questions)
     return total / max(len(questions), 1)
 
 

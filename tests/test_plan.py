@@ -346,3 +346,31 @@ def test_one_parameter_count_for_code_built_and_local_students(tmp_path):
     n, arch, where = describe_local_model(tmp_path, None)
     assert n == student_plan(student)["n_params"] == llama_param_count(1024, 64, 2, 176, 64, False)
     assert arch == {"hidden_size": 64, "num_layers": 2, "kv_size": 64} and "config.json" in where
+
+
+def test_answer_only_rows_are_costed_at_their_own_length():
+    """An answer-only row (prompt + "Therefore, the answer is X.") is far shorter than a CoT row: the
+    plan counts each format's answer templates at ``answer_row_tokens``, the rest at ``row_tokens``."""
+    params = defaults(methods=["ans", "cot", "mt"], method_defs={
+        "ans": {"format": "answer", "steps": [{"loss": "sft", "data": ["D+"]}]},
+        "cot": [{"loss": "sft", "data": ["D+"]}, {"loss": "krsl", "pairs": ["D+dual"]}],
+        "mt": {"format": "mt_cot", "steps": [{"loss": "sft", "data": ["D+"]}]}},
+        train={"sft": {"batch_size": 2, "epochs": 2}, "krsl": {"batch_size": 2, "epochs": 1}})
+    rows, _ = training_plan(params, ["ans", "cot", "mt"], {"D+": 10, "D+dual": 10}, 1, 100.0, None, False, 20.0)
+    tokens = {(r["method"], r["step"]): r["train_tokens"] for r in rows}
+    assert tokens[("ans", 1)] == 10 * 2 * 20                   # 10 rows x 2 epochs x 20 tokens
+    assert tokens[("cot", 1)] == 10 * 2 * 100
+    assert tokens[("cot", 2)] == 2 * 10 * 1 * 100              # a pair is two full CoTs
+    assert tokens[("mt", 1)] == 10 * 2 * 100 + 10 * 2 * 20     # one CoT and one answer row per record
+    # without an answer-row length every row counts as a CoT row (the old rule)
+    rows, _ = training_plan(params, ["ans"], {"D+": 10}, 1, 100.0, None, False)
+    assert rows[0]["train_tokens"] == 10 * 2 * 100
+
+
+def test_answer_row_tokens_is_prompt_plus_answer_sentence():
+    from edit.plan_costs import answer_row_tokens
+    from edit.records import Question
+    q = Question(id="t/train/0", task="t", input="x" * 40, target="(A)")
+    # "Q: " + 40 + "\nA:\n" = 47 chars; "Therefore, the answer is (A)." = 29 chars; / 4, + EOS
+    assert answer_row_tokens([q], 4.0) == pytest.approx((47 + 29) / 4 + 1)
+    assert answer_row_tokens([], 4.0) == 0.0
