@@ -102,6 +102,14 @@ def prefill_speed(model, prompts: torch.Tensor, repeats: int) -> dict:
     return out
 
 
+def decode(model, tokenizer, prompts: torch.Tensor, new_tokens: int) -> torch.Tensor:
+    """Greedy decoding of ``new_tokens`` forced new tokens per row (static KV cache, as the pipeline's
+    ``cache: auto`` on a CPU), under whatever autocast the caller set."""
+    return model.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens,
+                          min_new_tokens=new_tokens, do_sample=False, num_beams=1,
+                          pad_token_id=tokenizer.pad_token_id, cache_implementation="static", disable_compile=True)
+
+
 @torch.no_grad()
 def generation_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int, weights_bf16: bool = False) -> dict:
     model.eval()
@@ -111,10 +119,7 @@ def generation_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int, w
 
         def run():
             with autocast_context(dtype):
-                holder["ids"] = model.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts),
-                                               max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                                               num_beams=1, pad_token_id=tokenizer.pad_token_id,
-                                               cache_implementation="static", disable_compile=True)
+                holder["ids"] = decode(model, tokenizer, prompts, new_tokens)
 
         t = timed(run)
         new = holder["ids"][:, prompts.shape[1]:]
@@ -123,10 +128,7 @@ def generation_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int, w
     if weights_bf16:  # the model's weights cast to bfloat16 (no autocast): a third way to decode
         holder = {}
         half = copy.deepcopy(model).to(torch.bfloat16)
-        t = timed(lambda: holder.update(ids=half.generate(
-            input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id,
-            cache_implementation="static", disable_compile=True)))
+        t = timed(lambda: holder.update(ids=decode(half, tokenizer, prompts, new_tokens)))
         new = holder["ids"][:, prompts.shape[1]:]
         out["bf16_weights"] = {"new_tokens_per_s": new.numel() / t, "s": t, "new_tokens": new.numel(),
                                "rows_identical_to_fp32": sum(a == b for a, b in zip(texts["fp32"], new.tolist()))}
@@ -143,10 +145,7 @@ def batch_sweep(model, tokenizer, text: str, batches: list[int], prompt_len: int
     for b in batches:
         prompts = token_rows(tokenizer, text, b, prompt_len, offset=7 * b)
         with autocast_context("bfloat16"):
-            t = timed(lambda: model.generate(
-                input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id,
-                cache_implementation="static", disable_compile=True))
+            t = timed(lambda: decode(model, tokenizer, prompts, new_tokens))
         out[str(b)] = {"s": t, "s_per_step": t / new_tokens, "s_per_row_step": t / (new_tokens * b),
                        "new_tokens_per_s": b * new_tokens / t}
     return out
