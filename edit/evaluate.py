@@ -138,38 +138,79 @@ def evaluate_suite(model, tokenizer, items: Sequence[Any], suite: str, gen_cfg: 
     ``samples`` (k dicts: generation plus every key of ``score``). ``frame`` is
     :func:`accuracy_frame` of the records.
     """
+    return evaluate_suites(model, tokenizer, {suite: items}, gen_cfg, answer_type=answer_type, prompt_fn=prompt_fn,
+                           show_progress=show_progress, item_prompt=item_prompt)
+
+
+def evaluate_suites(model, tokenizer, suites: Mapping[str, Sequence[Any]], gen_cfg: GenConfig | Mapping | None = None,
+                    answer_type: Callable[[str], str] | None = None,
+                    prompt_fn: Callable[[str], str] = student_prompt,
+                    show_progress: bool = True,
+                    item_prompt: Callable[[Any], str] | None = None) -> tuple[list[dict], pd.DataFrame]:
+    """:func:`evaluate_suite` for several suites, ``{suite name: items}``: every prompt of every
+    suite is built (and checked) before the first generation, so a suite whose prompts cannot be
+    made fails at once, not after the suites before it have been generated.
+
+    Each suite is generated on its own (its own batches, longest prompts first), so a suite's
+    generations do not depend on which other suites are evaluated. (One queue for all suites, in
+    batches capped by padded tokens, was measured slower on the 2-core CPU: bench/README.md.)
+
+    Returns ``(records, frame)``: the records of the suites in their order (each suite's items in
+    order), and the suites' :func:`accuracy_frame` rows, suite after suite.
+    """
     cfg = GenConfig.from_params(gen_cfg)
-    items = list(items)
-    prepared = []
-    for it in items:
-        task = _field(it, "task")
-        atype = answer_type(task) if answer_type is not None else _field(it, "answer_type")
-        prompt = item_prompt(it) if item_prompt is not None else prompt_fn(_field(it, "input"))
-        if not isinstance(prompt, str):
-            raise TypeError(f"evaluation item {_field(it, 'id')!r}: the prompt function returned "
-                            f"{type(prompt).__name__}, not str")
-        prepared.append((str(_field(it, "id")), task, atype, prompt, _golds(it), tuple(_field(it, "labels", None) or ())))
-    outputs = generate_with(model, tokenizer, [p[3] for p in prepared], cfg, show_progress=show_progress)
-    if len(outputs) != len(prepared):
-        raise RuntimeError(f"generation returned {len(outputs)} outputs for {len(prepared)} prompts")
-    records = []
-    for (rid, task, atype, prompt, golds, labels), gens in zip(prepared, outputs):
-        scored = [score_full(g, golds, atype, labels) for g in gens]
-        rec = {"id": rid, "suite": suite, "task": task, "answer_type": atype, "prompt": prompt}
-        if cfg.num_samples == 1:
-            pick = 0
-        else:
-            voted, count = majority_vote([s["extracted"] for s in scored])
-            pick = next((j for j, s in enumerate(scored) if voted is not None and s["extracted"] == voted), 0)
-        rec["generation"] = gens[pick]
-        rec["extracted"] = scored[pick]["extracted"]
-        rec["gold"] = golds[0]
-        rec.update({k: v for k, v in scored[pick].items() if k not in rec})
-        if cfg.num_samples > 1:
-            rec["votes"] = count
-            rec["samples"] = [{"generation": g, **s} for g, s in zip(gens, scored)]
-        records.append(rec)
-    return records, accuracy_frame(records)
+    prepared: dict[str, list[tuple]] = {}
+    for suite, items in suites.items():
+        prepared[suite] = [_prepare(it, answer_type, prompt_fn, item_prompt) for it in items]
+    per_suite = {suite: _generate_checked(model, tokenizer, [p[3] for p in rows], cfg, show_progress)
+                 for suite, rows in prepared.items()}
+    records, frames = [], []
+    for suite, rows in prepared.items():
+        recs = [_record(suite, row, gens, cfg.num_samples) for row, gens in zip(rows, per_suite[suite])]
+        records += recs
+        frames.append(accuracy_frame(recs))
+    frame = pd.concat(frames, ignore_index=True) if frames else accuracy_frame([])
+    return records, frame
+
+
+def _prepare(it: Any, answer_type: Callable[[str], str] | None, prompt_fn: Callable[[str], str],
+             item_prompt: Callable[[Any], str] | None) -> tuple:
+    """(id, task, answer type, prompt, golds, labels) of one item."""
+    task = _field(it, "task")
+    atype = answer_type(task) if answer_type is not None else _field(it, "answer_type")
+    prompt = item_prompt(it) if item_prompt is not None else prompt_fn(_field(it, "input"))
+    if not isinstance(prompt, str):
+        raise TypeError(f"evaluation item {_field(it, 'id')!r}: the prompt function returned "
+                        f"{type(prompt).__name__}, not str")
+    return (str(_field(it, "id")), task, atype, prompt, _golds(it), tuple(_field(it, "labels", None) or ()))
+
+
+def _generate_checked(model, tokenizer, prompts: list[str], cfg: GenConfig, show_progress: bool) -> list:
+    outputs = generate_with(model, tokenizer, prompts, cfg, show_progress=show_progress)
+    if len(outputs) != len(prompts):
+        raise RuntimeError(f"generation returned {len(outputs)} outputs for {len(prompts)} prompts")
+    return outputs
+
+
+def _record(suite: str, row: tuple, gens: Sequence[str], num_samples: int) -> dict:
+    """One item's record: the chosen generation (the first with the voted answer under
+    self-consistency), its score, and with several samples the vote and every sample."""
+    rid, task, atype, prompt, golds, labels = row
+    scored = [score_full(g, golds, atype, labels) for g in gens]
+    rec = {"id": rid, "suite": suite, "task": task, "answer_type": atype, "prompt": prompt}
+    if num_samples == 1:
+        pick = 0
+    else:
+        voted, count = majority_vote([s["extracted"] for s in scored])
+        pick = next((j for j, s in enumerate(scored) if voted is not None and s["extracted"] == voted), 0)
+    rec["generation"] = gens[pick]
+    rec["extracted"] = scored[pick]["extracted"]
+    rec["gold"] = golds[0]
+    rec.update({k: v for k, v in scored[pick].items() if k not in rec})
+    if num_samples > 1:
+        rec["votes"] = count
+        rec["samples"] = [{"generation": g, **s} for g, s in zip(gens, scored)]
+    return rec
 
 
 def load_suite(spec: str | Mapping, data_dir: str | Path = "data", name: str = "<suite>") -> list[dict]:

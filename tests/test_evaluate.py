@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edit.config_schema import section_defaults
-from edit.evaluate import accuracy_frame, evaluate_suite
+from edit.evaluate import accuracy_frame, evaluate_suite, evaluate_suites
 from edit.generation import generate
 from edit.io import read_jsonl, write_jsonl
 from edit.methods import parse_method
@@ -16,7 +16,7 @@ from edit.params import load_params
 from edit.records import Question
 from edit.scoring import ANSWER_TYPES, extract_answer, score
 from edit.stages import evaluate as evaluate_stage
-from edit.stages.evaluate import active_suites, generation_config
+from edit.stages.evaluate import active_suites, few_shot_exemplars, generation_config
 from edit.student import build_student, save_student, train_tokenizer
 
 from conftest import ROOT
@@ -300,6 +300,7 @@ def stage_dirs(tmp_path_factory):
     model = build_student(STAGE_STUDENT, tok, seed=0)
     for method in ("std_cot", "answer_sft"):
         save_student(model, tok, root / "models" / f"{method}-0" / "step1", seed=0)
+    save_student(model, tok, root / "models" / "untuned_few_shot_cot-0" / "step0", seed=0)
     return root
 
 
@@ -322,13 +323,13 @@ def test_direct_answer_methods_get_the_short_budget():
 
 def test_evaluate_stage_skips_null_suites_caps_direct_answers_and_names_the_student(stage_dirs, monkeypatch):
     seen = []
-    original = evaluate_stage.evaluate_suite
+    original = evaluate_stage.evaluate_suites
 
-    def spy(model, tokenizer, items, suite, gen_cfg, **kwargs):
-        seen.append((suite, gen_cfg.max_new_tokens, len(items)))
-        return original(model, tokenizer, items, suite, gen_cfg, show_progress=False, **kwargs)
+    def spy(model, tokenizer, suites, gen_cfg, **kwargs):
+        seen.extend((suite, gen_cfg.max_new_tokens, len(items)) for suite, items in suites.items())
+        return original(model, tokenizer, suites, gen_cfg, show_progress=False, **kwargs)
 
-    monkeypatch.setattr(evaluate_stage, "evaluate_suite", spy)
+    monkeypatch.setattr(evaluate_stage, "evaluate_suites", spy)
     dirs = {k: stage_dirs / k for k in ("data", "models", "results")}
     for method, budget in (("answer_sft", 3), ("std_cot", 12)):
         seen.clear()
@@ -345,3 +346,88 @@ def test_evaluate_stage_skips_null_suites_caps_direct_answers_and_names_the_stud
     out = evaluate_stage.run(_stage_params(None), "std_cot", 0, data_dir=dirs["data"], models_dir=dirs["models"],
                              results_dir=stage_dirs / "unnamed")
     assert out["student"] == "smoke" and set(out["accuracy"]["student"]) == {"smoke"}
+
+
+def test_few_shot_exemplars_fall_back_to_the_trained_tasks_for_untrained_ones():
+    """A task without D+ CoTs of its own (an OOD task) is shown the trained tasks' exemplars, first
+    exemplar of each task in task order, then second ones; trained tasks keep their own."""
+    def cot(task, i, source="D+"):
+        return {"id": f"{task}/train/{i}", "task": task, "question": f"{task} q{i}", "response": "r", "source": source}
+
+    records = [cot("b_task", 0), cot("b_task", 1), cot("a_task", 0), cot("a_task", 1, "D-+")]
+    few = parse_method({"format": "few_shot_cot", "shots": 3, "steps": []}, "fs")
+    out = few_shot_exemplars(few, records, 0, {"a_task", "b_task", "unseen"})
+    assert [e["id"] for e in out["a_task"]] == ["a_task/train/0"]  # D-+ is never an exemplar
+    assert sorted(e["id"] for e in out["b_task"]) == ["b_task/train/0", "b_task/train/1"]
+    assert [e["id"] for e in out["unseen"]] == ["a_task/train/0", out["b_task"][0]["id"], out["b_task"][1]["id"]]
+    assert few_shot_exemplars(few, records, 0, {"a_task"}) == {"a_task": out["a_task"], "b_task": out["b_task"]}
+    assert few_shot_exemplars(parse_method([{"loss": "sft", "data": ["D+"]}], "sft"), records, 0, {"unseen"}) is None
+    with pytest.raises(ValueError, match="no D\\+ CoT"):
+        few_shot_exemplars(few, [cot("a_task", 0, "D-+")], 0, {"unseen"})
+
+
+def test_every_prompt_is_built_before_the_first_generation(stage_dirs, monkeypatch):
+    """A suite whose prompts cannot be built fails before the model generates for any suite (and in
+    the stage, before the model is loaded)."""
+    calls = []
+    monkeypatch.setattr("edit.evaluate.generate_with", lambda *a, **k: calls.append("generate") or [])
+
+    def prompt(item):
+        if item["task"] == "bad":
+            raise ValueError("no prompt for task 'bad'")
+        return "p"
+
+    suites = {"S1": [{"id": "a", "task": "t", "input": "x", "target": "1", "answer_type": "number"}],
+              "S2": [{"id": "b", "task": "bad", "input": "y", "target": "2", "answer_type": "number"}]}
+    with pytest.raises(ValueError, match="task 'bad'"):
+        evaluate_suites(None, None, suites, item_prompt=prompt, show_progress=False)
+    assert calls == []
+    monkeypatch.setattr(evaluate_stage, "load_student", lambda *a, **k: calls.append("load") or (None, None))
+    params = _stage_params()
+    params["eval"]["suites"] = {"A": "tiny", "B": "tiny_other"}
+    write_jsonl(stage_dirs / "data" / "questions" / "tiny_other.jsonl",
+                [{"id": "q/0", "task": "no_such_task", "input": "x", "target": "y"}])
+    with pytest.raises(Exception, match="no_such_task"):
+        evaluate_stage.run(params, "std_cot", 0, data_dir=stage_dirs / "data", models_dir=stage_dirs / "models",
+                           results_dir=stage_dirs / "never")
+    assert calls == []
+
+
+def test_suites_are_generated_one_queue_each(monkeypatch):
+    """evaluate_suites sends each suite's prompts to its own generate call (a suite's generations
+    never depend on the other suites); records and accuracy rows keep the suites' order."""
+    calls = []
+
+    def fake_generate_with(model, tokenizer, prompts, cfg, show_progress=True):
+        calls.append(list(prompts))
+        return [[f"the answer is {p[-1]}."] for p in prompts]
+
+    monkeypatch.setattr("edit.evaluate.generate_with", fake_generate_with)
+    suites = {"S1": [{"id": "a", "task": "t", "input": "x", "target": "1", "answer_type": "number"},
+                     {"id": "b", "task": "t", "input": "y", "target": "2", "answer_type": "number"}],
+              "S0": [{"id": "c", "task": "u", "input": "z", "target": "3", "answer_type": "number"}]}
+    prompt = {"x": "p1", "y": "p9", "z": "p3"}.__getitem__
+    recs, frame = evaluate_suites(None, None, suites, prompt_fn=prompt, show_progress=False)
+    assert calls == [["p1", "p9"], ["p3"]]
+    assert [r["suite"] for r in recs] == ["S1", "S1", "S0"] and [r["correct"] for r in recs] == [True, False, True]
+    assert list(frame["suite"]) == ["S1"] * 3 + ["S0"] * 3  # suite order kept, not sorted
+    one, one_frame = evaluate_suite(None, None, suites["S0"], "S0", prompt_fn=prompt, show_progress=False)
+    assert one == recs[2:]
+    pd.testing.assert_frame_equal(one_frame, frame.iloc[3:].reset_index(drop=True))
+
+
+def test_untuned_few_shot_stage_prompts_untrained_tasks_with_the_trained_tasks_exemplars(stage_dirs):
+    """The untuned few-shot CoT row on a suite of a task without D+ CoTs (OOD) runs: its prompts
+    show the trained task's exemplars (the failure of the first pretrained run)."""
+    write_jsonl(stage_dirs / "data" / "questions" / "tiny_nav.jsonl",
+                [{"id": "navigate/tiny/00000", "task": "navigate", "input": "Take 1 step forward. Always face forward.",
+                  "target": "No"}])
+    params = _stage_params()
+    params["eval"]["suites"] = {"A": "tiny", "NAV": "tiny_nav"}
+    evaluate_stage.run(params, "untuned_few_shot_cot", 0, data_dir=stage_dirs / "data",
+                       models_dir=stage_dirs / "models", results_dir=stage_dirs / "few")
+    samples = {s["suite"]: s for s in read_jsonl(stage_dirs / "few" / "untuned_few_shot_cot-0" / "samples.jsonl")}
+    nav = samples["NAV"]["prompt"]
+    assert all(q in nav for q in STAGE_QUESTIONS)  # the three boolean exemplars, shown for navigate
+    assert nav.rindex("Take 1 step forward") > max(nav.index(q) for q in STAGE_QUESTIONS)  # then the question
+    assert nav.count("Therefore, the answer is False.") == 3

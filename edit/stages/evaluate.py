@@ -13,7 +13,11 @@ Rules of the stage:
   profile; :func:`edit.params.primary_student`);
 * a model folder that was never trained (this method and seed) or missing CoT records are errors
   naming the folder or file and the stage to run first (:func:`edit.io.require`).
-* generation runs under ``runtime.eval_autocast`` (:func:`edit.runtime.autocast_context`; null: float32).
+* generation runs under ``runtime.eval_autocast`` (:func:`edit.runtime.autocast_context`; null: float32);
+* every suite is loaded before the model, and every prompt is built before the first row is
+  generated (:func:`edit.evaluate.evaluate_suites`): a suite that cannot be prompted fails at once;
+* a few-shot method evaluated on a task without D+ CoTs of its own (an untrained task: OOD
+  suites) shows exemplars of the trained tasks instead (:func:`few_shot_exemplars`).
 
 Outputs under ``<results_dir>/<method>-<seed>/``: ``samples.jsonl`` (one record per question with
 the student, method and seed) and ``accuracy.csv`` (the long accuracy table,
@@ -24,9 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-import pandas as pd
-
-from edit.evaluate import evaluate_suite, load_suite, long_accuracy, write_results
+from edit.evaluate import evaluate_suites, load_suite, long_accuracy, write_results
 from edit.generation import GenConfig
 from edit.io import require
 from edit.methods import Method, answers_directly, get_method, inference_prompt, method_exemplars
@@ -40,6 +42,25 @@ from edit.tracking import write_run_metrics
 def active_suites(suites: Mapping) -> dict:
     """The suites of ``eval.suites`` to evaluate, in their order: those not set to ``null``."""
     return {name: spec for name, spec in (suites or {}).items() if spec is not None}
+
+
+def few_shot_exemplars(method: Method, records: list[dict], seed: int, tasks) -> dict[str, list[dict]] | None:
+    """The exemplars of a few-shot method (:func:`edit.methods.method_exemplars`: ``method.shots``
+    D+ CoTs per task) for every task in ``tasks``; None for a method that is not few-shot. A task
+    without D+ CoTs of its own gets the first exemplar of each task that has them, in task order,
+    then their second ones, ..., ``method.shots`` in all (a cross-task demonstration of the CoT
+    format). An error when no task has D+ CoTs."""
+    own = method_exemplars(method, records, seed)
+    if own is None:
+        return None
+    missing = sorted({t for t in tasks if t not in own})
+    if not missing:
+        return own
+    if not own:
+        raise ValueError(f"method {method.name!r} is few-shot but the CoT records hold no D+ CoT to show")
+    depth = max(len(v) for v in own.values())
+    mixed = [own[t][i] for i in range(depth) for t in sorted(own) if i < len(own[t])][: method.shots]
+    return {**own, **{t: mixed for t in missing}}
 
 
 def generation_config(eval_params: Mapping, method: Method) -> GenConfig:
@@ -72,22 +93,19 @@ def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Pa
     model_dir = require(Path(models_dir) / run_name / f"step{spec.final_step}",
                         f"the train stage of {run_name} (dvc repro train@{run_name})")
     cots = read_cots(require(Path(data_dir) / "cots" / "sft.jsonl", "the data stage (dvc repro data)"), SFT_SOURCES)
-    model, tokenizer = load_student(model_dir, base=params["student"])
     eval_params = params["eval"]
-    gen_cfg = generation_config(eval_params, spec)
-    exemplars = method_exemplars(spec, cots, seed)
-    student = primary_student(params)
-    samples, frames = [], []
-    for suite, suite_spec in active_suites(eval_params["suites"]).items():
-        items = load_suite(suite_spec, data_dir)
-        with autocast_context(autocast_setting(params, "eval_autocast"), model.device.type):
-            recs, acc = evaluate_suite(model, tokenizer, items, suite, gen_cfg,
-                                       item_prompt=lambda q: inference_prompt(spec, q, exemplars))
-        samples += [{"student": student, "method": method, "seed": seed, **r} for r in recs]
-        frames.append(acc)
-    if not frames:
+    suites = {suite: load_suite(suite_spec, data_dir) for suite, suite_spec in active_suites(eval_params["suites"]).items()}
+    if not suites:
         raise ValueError("eval.suites: every suite is switched off (null); nothing to evaluate")
-    acc = long_accuracy(pd.concat(frames, ignore_index=True), method, student, seed)
+    gen_cfg = generation_config(eval_params, spec)
+    exemplars = few_shot_exemplars(spec, cots, seed, {it["task"] for items in suites.values() for it in items})
+    student = primary_student(params)
+    model, tokenizer = load_student(model_dir, base=params["student"])
+    with autocast_context(autocast_setting(params, "eval_autocast"), model.device.type):
+        recs, frame = evaluate_suites(model, tokenizer, suites, gen_cfg,
+                                      item_prompt=lambda q: inference_prompt(spec, q, exemplars))
+    samples = [{"student": student, "method": method, "seed": seed, **r} for r in recs]
+    acc = long_accuracy(frame, method, student, seed)
     paths = write_results(Path(results_dir) / run_name, samples, acc)
     paths["metrics"] = write_run_metrics(Path(results_dir) / run_name)  # for `dvc metrics show` / `dvc exp show`
     return {"accuracy": acc, "gen_cfg": gen_cfg, "student": student, "samples": len(samples), "paths": paths}
