@@ -71,6 +71,27 @@ def test_bootstrap_compare_observed_diff_determinism_and_p():
         bootstrap_compare(items[items.method == "edit"].assign(method="x"), "std_cot", "x", ["IND"])
 
 
+def test_bootstrap_pools_one_item_tasks():
+    """A suite of six one-item tasks (one item per unseen task): EDIT right on t0 only, Std-CoT on
+    none, so the difference is 100/6 points. Resampled within each task it would never vary (p =
+    1/(B+1)); pooled, the resample redraws the six items, and |d* - d| >= d exactly when item t0 is
+    drawn 0 or 2+ times: p = 1 - 6 (1/6) (5/6)^5 = 0.598."""
+    import pandas as pd
+    rows = [{"method": m, "seed": 0, "suite": "OOD", "task": f"t{i}", "id": f"t{i}/0",
+             "correct": bool(m == "edit" and i == 0)} for m in ("std_cot", "edit") for i in range(6)]
+    items = pd.DataFrame(rows)
+    r = bootstrap_compare(items, "std_cot", "edit", ["OOD"], n_resamples=4000, seed=0)
+    assert r["OOD"]["diff"] == pytest.approx(100 / 6) and r["OOD"]["n_items"] == 6
+    assert r["OOD"]["p_value"] == pytest.approx(1 - (5 / 6) ** 5, abs=0.03)
+    assert r["OOD"]["ci_low"] == 0.0 and r["OOD"]["ci_high"] >= 100 / 3
+    # beside a task of 4 items the pooled one-item tasks keep their macro weight: 6 of 7 tasks
+    big = [{"method": m, "seed": 0, "suite": "OOD", "task": "big", "id": f"big/{j}", "correct": j < 2}
+           for m in ("std_cot", "edit") for j in range(4)]
+    mixed = bootstrap_compare(pd.concat([items, pd.DataFrame(big)]), "std_cot", "edit", ["OOD"], n_resamples=500)
+    assert mixed["OOD"]["diff"] == pytest.approx(100 / 7) and mixed["OOD"]["n_items"] == 10
+    assert mixed["OOD"]["p_value"] > 0.3
+
+
 def test_noise_verdicts_summary_and_sentences(tmp_path):
     base = {"diff": 5.0, "pooled_std": 2.0, "p_seeds": 0.01, "p_items": 0.001}
     assert noise_verdict(base) == "beyond noise"

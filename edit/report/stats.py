@@ -150,8 +150,11 @@ def bootstrap_compare(items: pd.DataFrame, ref: str, method: str, suites: Sequen
     ``seeds``: the training seeds to use (each must have items of both methods, else ValueError);
     default: the seeds both methods have. One resample draws, within each (suite, task), as many
     items as it has, with replacement, and applies the same draw to both methods and every seed
-    (so it pairs items and keeps each task's size). For each resample the suite score (macro: mean
-    over tasks; micro: pooled), the AVG (mean over ``suites``) and then the mean over seeds are
+    (so it pairs items and keeps each task's size). The tasks of a suite that have one item each
+    (e.g. one item per unseen task) are pooled into one stratum and resampled together, keeping
+    their weight in the suite score: resampled alone they would never vary, and a suite of such
+    tasks would get p = 1 / (B + 1) for any difference. For each resample the suite score (macro:
+    mean over tasks; micro: pooled), the AVG (mean over ``suites``) and then the mean over seeds are
     computed; the statistic is method minus ref, in points.
 
     Returns ``{column: {"diff", "ci_low", "ci_high", "p_value", "n_items"}}`` for every suite and
@@ -177,22 +180,30 @@ def bootstrap_compare(items: pd.DataFrame, ref: str, method: str, suites: Sequen
         tasks = sorted(items.loc[(items["suite"] == suite) & items["method"].isin([ref, method]), "task"].unique())
         if not tasks:
             raise ValueError(f"bootstrap_compare: no items of suite {suite!r} for {ref!r} / {method!r}")
-        task_obs, task_boot, sizes = [], [], []
-        for task in tasks:
-            cube = _item_cube(items, [ref, method], seeds, suite, task)  # (2, S, n)
+        cubes = [_item_cube(items, [ref, method], seeds, suite, task) for task in tasks]  # each (2, S, n)
+        # strata: every task of 2+ items, then the one-item tasks pooled (resampling one item within
+        # its own task would give it no variance at all); weight = the stratum's share of the suite
+        # score: its tasks / all tasks (macro) or its items / all items (micro)
+        singles = [c for c in cubes if c.shape[-1] == 1]
+        strata = [(c, 1) for c in cubes if c.shape[-1] > 1]
+        if singles:
+            strata.append((np.concatenate(singles, axis=-1), len(singles)))
+        n_total = sum(c.shape[-1] for c in cubes)
+        stratum_obs, stratum_boot, w = [], [], []
+        for cube, n_tasks in strata:
             n = cube.shape[-1]
-            sizes.append(n)
-            task_obs.append(cube.mean(axis=-1))  # (2, S)
+            w.append(n / n_total if average == "micro" else n_tasks / len(cubes))
+            stratum_obs.append(cube.mean(axis=-1))  # (2, S)
             chunk = max(1, 4_000_000 // max(1, cube[..., :1].size * n))
             parts = []
             for start in range(0, n_resamples, chunk):
                 idx = rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
                 parts.append(cube[:, :, idx].mean(axis=-1))  # (2, S, k)
-            task_boot.append(np.concatenate(parts, axis=-1))
-        w = np.asarray(sizes, dtype=float) / sum(sizes) if average == "micro" else np.full(len(sizes), 1 / len(sizes))
-        obs[suite] = 100 * np.tensordot(w, np.stack(task_obs), axes=1)    # (2, S)
-        boot[suite] = 100 * np.tensordot(w, np.stack(task_boot), axes=1)  # (2, S, B)
-        n_items[suite] = int(sum(sizes))
+            stratum_boot.append(np.concatenate(parts, axis=-1))
+        w = np.asarray(w, dtype=float)
+        obs[suite] = 100 * np.tensordot(w, np.stack(stratum_obs), axes=1)    # (2, S)
+        boot[suite] = 100 * np.tensordot(w, np.stack(stratum_boot), axes=1)  # (2, S, B)
+        n_items[suite] = int(n_total)
     obs["AVG"] = np.mean([obs[s] for s in suites], axis=0)
     boot["AVG"] = np.mean([boot[s] for s in suites], axis=0)
     n_items["AVG"] = int(sum(n_items[s] for s in suites))
