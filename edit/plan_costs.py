@@ -29,6 +29,16 @@ def _approx_tokens(text: str) -> int:
 
 # ----------------------------------------------------------------------------------------------
 # training
+def _as_format(fmt):
+    """``fmt`` as a :class:`edit.formats.Format` (a name, or None for "cot", or a Format)."""
+    return get_format(fmt or "cot") if isinstance(fmt, (str, type(None))) else fmt
+
+
+def _templates(fmt, source: str):
+    """The templates that turn one record of ``source`` into training rows (correct or wrong CoTs)."""
+    return fmt.correct if source in CORRECT_SOURCES else fmt.wrong
+
+
 def step_examples(step: dict, counts: dict, fmt=None) -> tuple[int, int, int]:
     """(records, examples, sequences) of one validated step (:func:`edit.methods.parse_method`).
     SFT: the CoT records of its sources, or exactly the ``repeat_to`` volume (records of its
@@ -37,11 +47,11 @@ def step_examples(step: dict, counts: dict, fmt=None) -> tuple[int, int, int]:
     mt_cot and sbs), and rows are what a batch counts. KRSL / DPO: the pairs of its pair types, or
     with ``mistake_type`` the size of the smallest of ``mistake_groups`` among those pairs
     (:func:`edit.methods.mistake_subset`); a batch counts pairs, each pair is 2 sequences."""
-    fmt = get_format(fmt or "cot") if isinstance(fmt, (str, type(None))) else fmt
+    fmt = _as_format(fmt)
     loss = step["loss"]
     if loss == "sft":
         n_src = {s: int(counts[s]) for s in step["data"]}
-        per = {s: len(fmt.correct if s in CORRECT_SOURCES else fmt.wrong) for s in n_src}
+        per = {s: len(_templates(fmt, s)) for s in n_src}
         n = sum(n_src.values())
         rows = sum(n_src[s] * per[s] for s in n_src)
         rep = step.get("repeat_to")
@@ -63,12 +73,12 @@ def answer_share(step: dict, counts: dict, fmt=None) -> float:
     """The share of an SFT step's rows whose response is an answer sentence only (the ``answer``
     templates of ``fmt``: answer-only SFT, MT-CoT's and step-by-step's answer task); 0 for a
     KRSL / DPO step (both CoTs of a pair are full CoTs)."""
-    fmt = get_format(fmt or "cot") if isinstance(fmt, (str, type(None))) else fmt
+    fmt = _as_format(fmt)
     if step["loss"] != "sft":
         return 0.0
     rows = answers = 0
     for s in step["data"]:
-        templates = fmt.correct if s in CORRECT_SOURCES else fmt.wrong
+        templates = _templates(fmt, s)
         rows += int(counts[s]) * len(templates)
         answers += int(counts[s]) * sum(t.kind == "answer" for t in templates)
     return answers / rows if rows else 0.0
