@@ -14,7 +14,7 @@ from edit.report.scores import per_seed_scores, results_table
 from edit.config_schema import defaults
 from edit.report.spec import DEFAULT_LABELS, DEFAULT_TABLES, krsl_weights, report_config, table_rows
 from edit.report.tables import build_table, format_table, reported_rows, side_by_side, tex_escape, write_table
-from report_data import PAPER_CSV, hand_acc, hand_scores, repo_methods, results
+from report_data import PAPER_CSV, hand_acc, hand_scores, repo_methods, results, write_run
 
 
 def test_results_table_mean_std_over_seeds():
@@ -130,6 +130,14 @@ def test_build_table_rows_labels_extras_and_skipped(tmp_path):
     assert "t-test" in res["footnote"] and "p < 0.05" in res["footnote"] and "low power" in res["footnote"]
     assert "macro average over tasks" in res["footnote"]
     assert "No per-item results" in res["footnote"]  # no items were given
+    # an untuned row of one seed beside 3-seed rows: the power note speaks of the t-tests that ran
+    write_run(tmp_path / "r", "untuned_zero_shot", 0)
+    mixed = build_table(load_accuracy(tmp_path / "r"), spec, ["IND", "OOD"], name="t", n_resamples=50)
+    assert mixed["rows"] == ["untuned_zero_shot", "std_cot", "edit"]
+    assert "With 3 seeds the t-test has 2 degree(s)" in mixed["footnote"]
+    lone = build_table(load_accuracy(tmp_path / "r"), {"reference": "std_cot", "rows": ["untuned_zero_shot", "std_cot"]},
+                       ["IND", "OOD"], name="t", n_resamples=50)
+    assert "no t-test over seeds" in lone["footnote"] and "degree(s)" not in lone["footnote"]
     # nothing of the table has results: empty, with a note, no error
     none = build_table(acc, {"rows": ["mt_cot", "scott"]}, ["IND", "OOD"], name="t7")
     assert none["rows"] == [] and none["pretty"].empty and none["skipped"] == ["mt_cot", "scott"]

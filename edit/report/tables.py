@@ -92,6 +92,10 @@ def side_by_side(ours_formatted: pd.DataFrame, reported: pd.DataFrame,
 
 
 def _power_note(n_seeds: int) -> str:
+    """The footnote on the t-test's power; ``n_seeds``: the fewest common seeds among the
+    comparisons that have a t-test (2+), or 0 when none has."""
+    if n_seeds < 2:
+        return " No comparison has two or more common seeds: no t-test over seeds ('-')."
     if n_seeds <= 5:
         return (f" With {n_seeds} seeds the t-test has {max(n_seeds - 1, 0)} degree(s) of freedom and low power: "
                 "only differences several times the seed-to-seed spread can reach the threshold, and "
@@ -189,12 +193,12 @@ def build_table(acc: pd.DataFrame, spec: dict, suites: Sequence[str], *, name: s
                  f"p < {significance_level:g}.")
         if have_items:
             foot += (f" †: two-sided paired bootstrap over test items ({n_resamples} resamples within each suite and "
-                     f"task, the same draw for both methods and every seed, seed {seed}), "
+                     f"task, a suite's one-item tasks pooled, the same draw for both methods and every seed, seed {seed}), "
                      f"p < {significance_level:g}; it holds the "
                      "trained models fixed, so it measures test-item noise, not seed-to-seed training noise.")
         else:
             foot += " No per-item results were available: no bootstrap over items."
-        foot += _power_note(min(t_seeds) if t_seeds else 0)
+        foot += _power_note(min((n for n in t_seeds if n >= 2), default=0))
     if skipped:
         foot += f" Rows without results (skipped): {', '.join(skipped)}."
     return {"numeric": numeric, "pretty": out, "rows": methods, "skipped": skipped, "notes": notes, "footnote": foot}
