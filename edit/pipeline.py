@@ -162,7 +162,8 @@ class Stages:
                 "05_report", "reports/notebooks/05_report.ipynb", data=["results"],
                 params=[*profile, "seeds", "methods", "method_defs", "train.krsl", "eval.suites", "report"],
                 outs=uncached("reports/tables", "reports/figures/accuracy.png", "reports/figures/alpha_beta.png",
-                              "reports/figures/accuracy_by_student.png", "reports/plots"),
+                              "reports/figures/accuracy_by_student.png", "reports/figures/learning_curves.png",
+                              "reports/plots"),
                 metrics=["reports/metrics.json"]),
             "explore": self.notebook_stage(
                 "explore_cot_diffs", "reports/notebooks/explore_cot_diffs.ipynb",
@@ -262,12 +263,13 @@ class Stages:
                 "05_report", f"{nbs}/05_report.ipynb", wdir="..", first_deps=[runs_file],
                 parameters=[("params_file", runs_file), ("results_dir", results), ("tables_dir", f"{rep}/tables"),
                             ("figures_dir", f"{rep}/figures/report")],
-                data=[results], outs=uncached(f"{rep}/tables", f"{rep}/figures/report")),
+                data=[results], outs=uncached(f"{rep}/tables", f"{rep}/figures/report", f"{rep}/plots"),
+                metrics=[f"{rep}/metrics.json"]),
         }
         if not untuned:
             for k in ("train_untuned", "evaluate_untuned"):
                 stages.pop(k)
-        return {"stages": stages}
+        return {"stages": stages, "plots": PLOTS}  # PLOTS' paths are relative to pretrained/
 
 
 def render(doc: dict, what: str) -> str:

@@ -10,7 +10,7 @@ from conftest import ROOT
 from edit.config_schema import defaults, section_defaults
 from edit.params import load_params
 from edit.plan_costs import student_plan
-from edit.report.figures import plot_accuracy, plot_alpha_beta, plot_by_student
+from edit.report.figures import plot_accuracy, plot_alpha_beta, plot_by_student, plot_learning_curves
 from edit.report.make import make_report
 from edit.report.runs import load_accuracy, load_item_correctness, with_grid_students
 from edit.report.scores import results_table
@@ -47,6 +47,25 @@ def test_accuracy_figure_written_and_deterministic(tmp_path):
     assert p.exists() and 1000 < p.stat().st_size < 300_000
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_accuracy(hand_acc(), tmp_path / "acc2.png", suites=["bbh", "arc"]).read_bytes() == p.read_bytes()
+
+
+def test_learning_curves_figure(tmp_path):
+    """One panel per training step kind, one colour per method (seeds share it); deterministic
+    bytes; nothing to draw gives None and no file."""
+    rows = [{"run": f"{m}-{s}", "train_step": kind, "step": k + off, "loss": 2.0 / (k + 1) + 0.1 * s}
+            for m in ("std_cot", "edit") for s in (0, 1)
+            for kind, off, n in (("1:sft", 0, 20), ("2:krsl", 20, 5)) if kind == "1:sft" or m == "edit"
+            for k in range(n)]
+    loss = pd.DataFrame(rows)
+    p1 = plot_learning_curves(loss, tmp_path / "lc1.png", labels=DEFAULT_LABELS)
+    p2 = plot_learning_curves(loss, tmp_path / "lc2.png", labels=DEFAULT_LABELS)
+    assert p1.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p1.read_bytes() == p2.read_bytes()
+    one = plot_learning_curves(loss[loss["train_step"] == "1:sft"], tmp_path / "lc3.png")
+    assert one.stat().st_size < p1.stat().st_size  # one panel, not two
+    assert plot_learning_curves(loss.iloc[:0], tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()
+    with pytest.raises(ValueError, match="loss"):
+        plot_learning_curves(loss.drop(columns=["loss"]), tmp_path / "x.png")
 
 
 def test_alpha_beta_heatmap_and_student_figure(tmp_path):
@@ -209,6 +228,7 @@ def test_report_stage_run_with_grid(tmp_path, monkeypatch):
     assert len(per_task) == 4 * 2 * len(TASKS)
     for fig in ("accuracy.png", "alpha_beta.png", "accuracy_by_student.png"):
         assert (tmp_path / "f" / fig).stat().st_size > 1000
+    assert (tmp_path / "f" / "learning_curves.png").is_file()  # no run has a train.json: the placeholder
     t4 = pd.read_csv(tmp_path / "t" / "table4.csv")
     assert list(t4["method"]) == ["edit_a0_b0", "edit_a1_b0", "edit"] and list(t4["alpha"]) == [0, 1, 1]
 

@@ -1,10 +1,11 @@
 """The report's figures: accuracy per method and suite, the KRSL alpha/beta heat map, accuracy against
-the student's size, and a placeholder where a figure has nothing to show (so that every declared
+the student's size, the training-loss curves, and a placeholder where a figure has nothing to show (so that every declared
 output exists). Saved with ``edit.figure_files.save_figure``: the same input gives the same bytes.
 """
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -132,4 +133,36 @@ def plot_by_student(acc: pd.DataFrame, path, suites: Sequence[str], methods: Seq
     ax.set_ylabel(f"{column} accuracy (%, {average})")
     ax.set_ylim(0, 100)
     ax.legend(frameon=False, fontsize=7)
+    return save_figure(fig, path)
+
+
+def plot_learning_curves(loss: pd.DataFrame, path, labels: dict[str, str] | None = None) -> Path | None:
+    """Training loss against the optimizer step, one panel per training step (``1:sft``,
+    ``2:krsl``, ...: their losses are on different scales), one colour per run group (the run label
+    without its ``-<seed>``), one line per run.
+
+    loss: the rows of ``edit.tracking.loss_rows`` (columns run, train_step, step, loss; ``step``
+    counts on across a run's training steps). labels: legend label per group (default the group).
+    Returns ``path``, or None (nothing drawn) when there are no rows."""
+    check_columns(loss, ["run", "train_step", "step", "loss"], "plot_learning_curves")
+    if loss.empty:
+        return None
+    labels = labels or {}
+    kinds = list(dict.fromkeys(loss["train_step"].astype(str)))
+    groups = list(dict.fromkeys(re.sub(r"-\d+$", "", str(r)) for r in loss["run"]))
+    fig = Figure(figsize=(4.2 * len(kinds) + 0.6, 3.4))
+    axes = np.atleast_1d(fig.subplots(1, len(kinds), squeeze=False)[0])
+    for ax, kind in zip(axes, kinds):
+        sub = loss[loss["train_step"].astype(str) == kind]
+        drawn = set()
+        for run, r in sub.groupby("run", sort=False):
+            g = re.sub(r"-\d+$", "", str(run))
+            k = groups.index(g)
+            ax.plot(r["step"], r["loss"], color=f"C{k % 10}", lw=0.9, alpha=0.8,
+                    label=None if g in drawn else str(labels.get(g, g)))
+            drawn.add(g)
+        ax.set_title(f"training step {kind}", fontsize=9)
+        ax.set_xlabel("optimizer step (counted across the run's steps)", fontsize=8)
+        ax.set_ylabel("training loss (logged)", fontsize=8)
+        ax.legend(frameon=False, fontsize=6)
     return save_figure(fig, path)

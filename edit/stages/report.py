@@ -1,7 +1,8 @@
 """The report stage (notebooks/05_report.ipynb; with ``include_grid`` also the grid's report of
 grid/dvc.yaml): which run folders it reads, every table and figure of ``edit.report.make``, and the
-per-task accuracy table ``per_task.csv``, and the DVC metrics and plots files
-(:func:`edit.tracking.write_report_tracking`: ``metrics.json`` and ``plots/`` beside ``tables_dir``).
+per-task accuracy table ``per_task.csv``, the DVC metrics and plots files
+(:func:`edit.tracking.write_report_tracking`: ``metrics.json`` and ``plots/`` beside ``tables_dir``),
+and ``learning_curves.png`` (training loss per run) under ``figures_dir``.
 """
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from edit.figure_files import plot_placeholder
 from edit.io import require
 from edit.methods import get_method
+from edit.report.figures import plot_learning_curves
 from edit.report.make import make_report
 from edit.report.runs import SUMMARY_TASKS, load_accuracy, with_grid_students
+from edit.report.spec import report_config
 from edit.tracking import write_report_tracking
 
 
@@ -43,7 +47,8 @@ def run(params: dict, results_dir="results", tables_dir="reports/tables", figure
         students_dir="grid/students") -> dict:
     """``make_report`` over ``report_runs`` (with ``include_grid``, also the grid's students of other
     sizes under ``students_dir/<student>``, see ``with_grid_students``), then ``per_task.csv`` of the
-    primary student's runs under ``tables_dir``.
+    primary student's runs under ``tables_dir``, the DVC metrics and plots files, and the learning
+    curves (``figures_dir/learning_curves.png``; a placeholder when no run logged a loss).
 
     A run folder without ``accuracy.csv`` (never evaluated) is a DataError naming it and the stage
     to run. Returns ``make_report``'s dict plus ``"runs"`` (the run folders read) and ``"per_task"``."""
@@ -60,4 +65,7 @@ def run(params: dict, results_dir="results", tables_dir="reports/tables", figure
     per_task.to_csv(Path(tables_dir) / "per_task.csv", lineterminator="\n")
     # DVC's view: the tables as metrics, training curves as plots, beside tables_dir
     tracking = write_report_tracking(".", runs, tables_dir, Path(tables_dir).parent)
+    curves = Path(figures_dir) / "learning_curves.png"
+    drawn = plot_learning_curves(pd.read_csv(tracking["loss"]), curves, labels=report_config(params)["labels"])
+    out["figures"].append(drawn or plot_placeholder(curves, "No run has a logged training loss: no learning curves."))
     return {**out, "runs": runs, "per_task": per_task, "tracking": tracking}
