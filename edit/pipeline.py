@@ -269,7 +269,8 @@ class Stages:
         if not untuned:
             for k in ("train_untuned", "evaluate_untuned"):
                 stages.pop(k)
-        return {"stages": stages, "plots": PLOTS}  # PLOTS' paths are relative to pretrained/
+        # PLOTS' paths are relative to pretrained/; ids prefixed so `dvc plots show` tells the runs apart
+        return {"stages": stages, "plots": [{f"pretrained_{k}": v for k, v in p.items()} for p in PLOTS]}
 
 
 def render(doc: dict, what: str) -> str:
