@@ -1,11 +1,11 @@
 """The report's figures: accuracy per method and suite, the KRSL alpha/beta heat map, accuracy against
-the student's size, the training-loss curves, and a placeholder where a figure has nothing to show (so that every declared
-output exists). Saved with ``edit.figure_files.save_figure``: the same input gives the same bytes.
+the student's size, the training-loss curves, and a placeholder where a figure has nothing to show
+(so that every declared output exists). Saved with ``edit.figure_files.save_figure``: the same input
+gives the same bytes.
 """
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from edit.figure_files import save_figure
+from edit.report.runs import split_run
 from edit.report.scores import check_columns, results_table
 
 
@@ -139,7 +140,7 @@ def plot_by_student(acc: pd.DataFrame, path, suites: Sequence[str], methods: Seq
 def plot_learning_curves(loss: pd.DataFrame, path, labels: dict[str, str] | None = None) -> Path | None:
     """Training loss against the optimizer step, one panel per training step (``1:sft``,
     ``2:krsl``, ...: their losses are on different scales), one colour per run group (the run label
-    without its ``-<seed>``), one line per run.
+    without its ``-<seed>``, :func:`edit.report.runs.split_run`), one line per run.
 
     loss: the rows of ``edit.tracking.loss_rows`` (columns run, train_step, step, loss; ``step``
     counts on across a run's training steps). labels: legend label per group (default the group).
@@ -149,14 +150,14 @@ def plot_learning_curves(loss: pd.DataFrame, path, labels: dict[str, str] | None
         return None
     labels = labels or {}
     kinds = list(dict.fromkeys(loss["train_step"].astype(str)))
-    groups = list(dict.fromkeys(re.sub(r"-\d+$", "", str(r)) for r in loss["run"]))
+    groups = list(dict.fromkeys(split_run(r)[0] for r in loss["run"]))
     fig = Figure(figsize=(4.2 * len(kinds) + 0.6, 3.4))
     axes = np.atleast_1d(fig.subplots(1, len(kinds), squeeze=False)[0])
     for ax, kind in zip(axes, kinds):
         sub = loss[loss["train_step"].astype(str) == kind]
         drawn = set()
         for run, r in sub.groupby("run", sort=False):
-            g = re.sub(r"-\d+$", "", str(run))
+            g = split_run(run)[0]
             k = groups.index(g)
             ax.plot(r["step"], r["loss"], color=f"C{k % 10}", lw=0.9, alpha=0.8,
                     label=None if g in drawn else str(labels.get(g, g)))

@@ -23,7 +23,7 @@ SUMMARY_TASKS = ("ALL", "MACRO")
 ITEM_COLUMNS = ["student", "method", "seed", "suite", "task", "id", "correct"]
 
 
-def _split_run(name: str) -> tuple[str, int]:
+def split_run(name: str) -> tuple[str, int]:
     """``"<method>-<seed>"`` -> (method, seed); the seed is after the last dash."""
     method, sep, seed = str(name).rpartition("-")
     if not sep or not method or not seed.lstrip("-").isdigit():
@@ -52,7 +52,7 @@ def load_accuracy(results_dir, runs: Sequence[str] | None = None, student: str =
     frames = []
     for run_dir in _run_dirs(results_dir, runs, "accuracy.csv"):
         path = run_dir / "accuracy.csv"
-        method, seed = _split_run(run_dir.name)
+        method, seed = split_run(run_dir.name)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no accuracy file for run {run_dir.name!r}")
         df = pd.read_csv(path)
@@ -88,7 +88,7 @@ def load_item_correctness(results_dir, runs: Sequence[str] | None = None,
         if not path.exists():
             missing.append(run_dir.name)
             continue
-        method, seed = _split_run(run_dir.name)
+        method, seed = split_run(run_dir.name)
         for rec in read_jsonl(path, required=("id", "suite", "task", "correct")):
             rows.append((rec.get("student", student), method, seed, rec["suite"], rec["task"], str(rec["id"]),
                          bool(rec["correct"])))

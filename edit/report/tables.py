@@ -193,7 +193,8 @@ def build_table(acc: pd.DataFrame, spec: dict, suites: Sequence[str], *, name: s
                  f"p < {significance_level:g}.")
         if have_items:
             foot += (f" †: two-sided paired bootstrap over test items ({n_resamples} resamples within each suite and "
-                     f"task, a suite's one-item tasks pooled, the same draw for both methods and every seed, seed {seed}), "
+                     "task, a suite's one-item tasks pooled, the same draw for both methods and every seed, "
+                     f"seed {seed}), "
                      f"p < {significance_level:g}; it holds the "
                      "trained models fixed, so it measures test-item noise, not seed-to-seed training noise.")
         else:
