@@ -13,7 +13,14 @@ one run.
    ``cache: auto`` on a CPU) of ``--new-tokens`` new tokens for each of those prompts, forced to
    full length (``min_new_tokens``), including the prefill; and how many rows' outputs agree
    between the precisions. ``--bf16-weights`` also decodes with the weights cast to bfloat16.
-4. **Batch sweep** (``--sweep-batches 8,16,32``): bfloat16-autocast decoding of that many prompts at
+4. **Inference model** (``--inference``): the evaluate stage's decoding under bfloat16 autocast as it
+   is now (:func:`edit.inference.inference_model`: LoRA merged, linear weights stored in bfloat16;
+   the KV cache in bfloat16, :mod:`edit.generation`) against the model as trained (LoRA unmerged,
+   float32 weights and cache, as before), ``--inference-rows`` prompts of ``--inference-prompt-len``
+   tokens, ``--inference-new-tokens`` forced, the two alternating ``--inference-repeats`` times after
+   one short warm-up each; the LoRA B matrices get small random values (as after training: fresh
+   ones are zero and merging would change nothing). Also how many rows' outputs agree.
+5. **Batch sweep** (``--sweep-batches 8,16,32``): bfloat16-autocast decoding of that many prompts at
    once, seconds per decoding step and per row-step: which ``eval.batch_size`` is cheapest here
    when rows that have stopped still ride along to the end of their batch.
 
@@ -34,6 +41,8 @@ from pathlib import Path
 
 import torch
 
+from edit.generation import _cache_kwargs
+from edit.inference import inference_model
 from edit.params import load_params
 from edit.runtime import autocast_context
 from edit.student import build_student, make_tokenizer
@@ -138,6 +147,39 @@ def generation_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int, w
 
 
 @torch.no_grad()
+def inference_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int, repeats: int) -> dict:
+    """bf16-autocast greedy decoding with the pipeline's KV cache (``_cache_kwargs``): the model as
+    trained against :func:`edit.inference.inference_model` of it, alternating, fastest of ``repeats``."""
+    gen = torch.Generator().manual_seed(0)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.copy_(torch.randn(p.shape, generator=gen) * 0.02)
+    ways = {"as_trained": copy.deepcopy(model).eval(), "inference_model": inference_model(copy.deepcopy(model), "bfloat16")}
+    max_len = prompts.shape[1] + new_tokens
+
+    def run(m, n):
+        with autocast_context("bfloat16"):
+            return m.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=n,
+                              min_new_tokens=n, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id,
+                              **_cache_kwargs("auto", prompts.shape[0], prompts.device, m.config, max_len))
+
+    out, ids = {name: {"s": []} for name in ways}, {}
+    for m in ways.values():
+        run(m, 4)  # warm-up: first-call allocations
+    for _ in range(repeats):
+        for name, m in ways.items():
+            holder = {}
+            out[name]["s"].append(timed(lambda: holder.update(ids=run(m, new_tokens))))
+            ids[name] = holder["ids"][:, prompts.shape[1]:].tolist()
+    for name in ways:
+        out[name]["new_tokens_per_s"] = prompts.shape[0] * new_tokens / min(out[name]["s"])
+    out["speedup"] = out["inference_model"]["new_tokens_per_s"] / out["as_trained"]["new_tokens_per_s"]
+    out["rows_identical"] = sum(a == b for a, b in zip(ids["as_trained"], ids["inference_model"]))
+    out["rows"] = prompts.shape[0]
+    return out
+
+
+@torch.no_grad()
 def batch_sweep(model, tokenizer, text: str, batches: list[int], prompt_len: int, new_tokens: int) -> dict:
     """bf16-autocast greedy decoding, ``new_tokens`` forced, for each batch size in ``batches``."""
     model.eval()
@@ -164,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16-weights", action="store_true", help="also decode with the weights cast to bfloat16")
     ap.add_argument("--sweep-batches", default="", help="comma-separated batch sizes for a bf16 decoding sweep")
+    ap.add_argument("--inference", action="store_true", help="time the evaluate stage's inference model (see 4.)")
+    ap.add_argument("--inference-only", action="store_true", help="run only the inference-model comparison")
+    ap.add_argument("--inference-rows", type=int, default=48)
+    ap.add_argument("--inference-prompt-len", type=int, default=300)
+    ap.add_argument("--inference-new-tokens", type=int, default=150)
+    ap.add_argument("--inference-repeats", type=int, default=2)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -180,6 +228,18 @@ def main(argv: list[str] | None = None) -> int:
     result = {"student": f"{student.get('path')} {student.get('gguf_file') or ''}".strip(),
               "lora": {k: student["lora"][k] for k in ("r", "lora_alpha", "target_modules")}, "threads": a.threads,
               "settings": vars(a)}
+    if a.inference or a.inference_only:
+        long_prompts = token_rows(tokenizer, text, a.inference_rows, a.inference_prompt_len, offset=3 * a.seq_len)
+        inf = result["inference"] = inference_speed(model, tokenizer, long_prompts, a.inference_new_tokens,
+                                                    a.inference_repeats)
+        print(f"bf16 decoding, {a.inference_rows} rows x {a.inference_prompt_len} prompt tokens, "
+              f"{a.inference_new_tokens} new: as trained {inf['as_trained']['new_tokens_per_s']:.1f} new tok/s "
+              f"{inf['as_trained']['s']}, inference model {inf['inference_model']['new_tokens_per_s']:.1f} "
+              f"{inf['inference_model']['s']}: {inf['speedup']:.2f}x; {inf['rows_identical']}/{inf['rows']} rows identical")
+    if a.inference_only:
+        if a.json:
+            Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     result["train"] = train_speed(model, rows, a.steps, a.warmup)
     result["prefill"] = prefill_speed(model, prompts, repeats=2)
     result["generation"] = generation_speed(model, tokenizer, prompts, a.new_tokens, a.bf16_weights)

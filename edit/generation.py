@@ -22,7 +22,8 @@ from typing import Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import StaticCache, StoppingCriteria, StoppingCriteriaList
+from transformers.cache_utils import StaticLayer
 
 #: An answer phrase followed by at least one more character (so "the answer is" at the end of a
 #: partial generation is not taken for "the answer issue").
@@ -182,15 +183,50 @@ class GenConfig:
 CACHES = ("auto", "static", "dynamic")
 
 
-def _cache_kwargs(cache: str, rows: int, device: torch.device) -> dict:
+class _CastStaticLayer(StaticLayer):
+    """A static cache layer that stores keys and values in ``dtype`` (the autocast dtype): under
+    bfloat16 autocast the attention then reads half the bytes of a float32 cache."""
+
+    def __init__(self, max_cache_len: int, dtype: torch.dtype, **kwargs):
+        super().__init__(max_cache_len, **kwargs)
+        self.store_dtype = dtype
+
+    def lazy_initialization(self, key_states, value_states):
+        super().lazy_initialization(key_states.to(self.store_dtype), value_states.to(self.store_dtype))
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        return super().update(key_states.to(self.store_dtype), value_states.to(self.store_dtype), *args, **kwargs)
+
+
+def _autocast_static_cache(config, max_cache_len: int, dtype: torch.dtype):
+    """A static KV cache of ``max_cache_len`` positions stored in ``dtype``, or None when the model
+    has layers other than plain full-attention ones (sliding windows and the like keep the default)."""
+    cache = StaticCache(config=config, max_cache_len=max_cache_len)
+    if any(type(layer) is not StaticLayer for layer in cache.layers):
+        return None
+    cache.layers = [_CastStaticLayer(max_cache_len, dtype) for _ in cache.layers]
+    return cache
+
+
+def _cache_kwargs(cache: str, rows: int, device: torch.device, config=None, max_cache_len: int | None = None) -> dict:
     """``generate`` keyword arguments for the KV cache. ``"auto"``: a static (preallocated) cache
     for batches of several rows on the CPU, where growing a dynamic cache by concatenation costs
-    more than the model itself (measured: bench/generation_speed.py), else a dynamic one. Never
-    compiled (``disable_compile``): shapes vary from batch to batch."""
+    more than the model itself (measured: bench/generation_speed.py), else a dynamic one. Under
+    bfloat16 autocast (``runtime.eval_autocast``) a static cache of the model ``config`` stores its
+    keys and values in bfloat16 (bench/smollm2_speed.py). Never compiled (``disable_compile``):
+    shapes vary from batch to batch."""
     if cache not in CACHES:
         raise ValueError(f"cache must be one of {CACHES}, got {cache!r}")
     static = cache == "static" or (cache == "auto" and rows > 1 and device.type == "cpu")
-    return {"cache_implementation": "static", "disable_compile": True} if static else {"disable_compile": True}
+    if not static:
+        return {"disable_compile": True}
+    if config is not None and max_cache_len and torch.is_autocast_enabled(device.type):
+        dtype = torch.get_autocast_dtype(device.type)
+        if dtype == torch.bfloat16:
+            kv = _autocast_static_cache(config, max_cache_len, dtype)
+            if kv is not None:
+                return {"cache": kv, "disable_compile": True}
+    return {"cache_implementation": "static", "disable_compile": True}
 
 
 def _hf_batches(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, batch_size: int,
@@ -237,7 +273,8 @@ def _hf_batches(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, b
                     eos_token_id=eos_id,
                     stopping_criteria=stops,
                     **decode_kw,
-                    **_cache_kwargs(cache, len(idx), device),
+                    **_cache_kwargs(cache, len(idx), device, getattr(model, "config", None),
+                                    prompt_len + max_new_tokens),
                 )
                 texts = tokenizer.batch_decode(gen[:, prompt_len:], skip_special_tokens=True)
                 for i, t in zip(idx, texts):

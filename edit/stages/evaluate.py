@@ -14,6 +14,8 @@ Rules of the stage:
 * a model folder that was never trained (this method and seed) or missing CoT records are errors
   naming the folder or file and the stage to run first (:func:`edit.io.require`).
 * generation runs under ``runtime.eval_autocast`` (:func:`edit.runtime.autocast_context`; null: float32);
+  under bfloat16 the model's LoRA adapters are merged and its linear weights stored in bfloat16
+  first (:func:`edit.inference.inference_model`), and the KV cache is bfloat16 too;
 * every suite is loaded before the model, and every prompt is built before the first row is
   generated (:func:`edit.evaluate.evaluate_suites`): a suite that cannot be prompted fails at once;
 * a few-shot method evaluated on a task without D+ CoTs of its own (an untrained task: OOD
@@ -34,6 +36,7 @@ from edit.io import require
 from edit.methods import Method, answers_directly, get_method, inference_prompt, method_exemplars
 from edit.params import load_params, primary_student
 from edit.records import SFT_SOURCES, read_cots
+from edit.inference import inference_model
 from edit.runtime import autocast_context, autocast_setting, setup_runtime
 from edit.student import load_student
 from edit.tracking import write_run_metrics
@@ -101,7 +104,9 @@ def run(params: str | Path | Mapping, method: str, seed: int, data_dir: str | Pa
     exemplars = few_shot_exemplars(spec, cots, seed, {it["task"] for items in suites.values() for it in items})
     student = primary_student(params)
     model, tokenizer = load_student(model_dir, base=params["student"])
-    with autocast_context(autocast_setting(params, "eval_autocast"), model.device.type):
+    autocast = autocast_setting(params, "eval_autocast")
+    model = inference_model(model, autocast)  # bfloat16: adapters merged, weights cast once (edit.inference)
+    with autocast_context(autocast, model.device.type):
         recs, frame = evaluate_suites(model, tokenizer, suites, gen_cfg,
                                       item_prompt=lambda q: inference_prompt(spec, q, exemplars))
     samples = [{"student": student, "method": method, "seed": seed, **r} for r in recs]
