@@ -111,12 +111,14 @@ def prefill_speed(model, prompts: torch.Tensor, repeats: int) -> dict:
     return out
 
 
-def decode(model, tokenizer, prompts: torch.Tensor, new_tokens: int) -> torch.Tensor:
-    """Greedy decoding of ``new_tokens`` forced new tokens per row (static KV cache, as the pipeline's
-    ``cache: auto`` on a CPU), under whatever autocast the caller set."""
+def decode(model, tokenizer, prompts: torch.Tensor, new_tokens: int, cache_kwargs: dict | None = None) -> torch.Tensor:
+    """Greedy decoding of ``new_tokens`` forced new tokens per row, under whatever autocast the caller
+    set; ``cache_kwargs`` (default: a plain static KV cache, as the pipeline's ``cache: auto`` on a
+    CPU before its bfloat16 cache) go to ``generate``."""
+    cache_kwargs = cache_kwargs or {"cache_implementation": "static", "disable_compile": True}
     return model.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new_tokens,
                           min_new_tokens=new_tokens, do_sample=False, num_beams=1,
-                          pad_token_id=tokenizer.pad_token_id, cache_implementation="static", disable_compile=True)
+                          pad_token_id=tokenizer.pad_token_id, **cache_kwargs)
 
 
 @torch.no_grad()
@@ -159,9 +161,7 @@ def inference_speed(model, tokenizer, prompts: torch.Tensor, new_tokens: int, re
 
     def run(m, n):
         with autocast_context("bfloat16"):
-            return m.generate(input_ids=prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=n,
-                              min_new_tokens=n, do_sample=False, num_beams=1, pad_token_id=tokenizer.pad_token_id,
-                              **_cache_kwargs("auto", prompts.shape[0], prompts.device, m.config, max_len))
+            return decode(m, tokenizer, prompts, n, _cache_kwargs("auto", prompts.shape[0], prompts.device, m.config, max_len))
 
     out, ids = {name: {"s": []} for name in ways}, {}
     for m in ways.values():
